@@ -1,0 +1,107 @@
+# mod_conference_request — build, run, test.
+#
+#   make            build the native library and its Lua binding
+#   make run        install what is missing, build, start a demo Prosody on loopback
+#   make test       install what is missing, build, run every test
+#   make check-asan the C tests and the binding specs under ASan + UBSan
+#   make bench      benchmarks (tests/bench/), not part of `make test`
+#   make lint       luacheck
+#   make clean
+
+CC       ?= cc
+CSTD      = -std=c11
+WARN      = -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes
+OPT      ?= -O2 -g
+PKGS      = expat jansson
+DEPS_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+DEPS_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lexpat -ljansson)
+LUA_CFLAGS  := $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
+CPPFLAGS += -D_POSIX_C_SOURCE=200809L
+CFLAGS   += $(CSTD) $(WARN) $(OPT) -fPIC $(DEPS_CFLAGS)
+
+BUILD     = build
+CORE_SRC  = $(filter-out native/lua_native.c,$(wildcard native/*.c))
+CORE_OBJ  = $(CORE_SRC:native/%.c=$(BUILD)/%.o)
+CORE_LIB  = $(BUILD)/libcr.a
+SO        = mod_conference_request/conference_request_native.so
+
+CTEST_SRC = $(wildcard tests/c/test_*.c)
+CTEST_BIN = $(CTEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
+
+# Debian packages this project needs (build, run, test). `make deps` installs the missing ones.
+APT_PACKAGES = gcc make pkg-config libexpat1-dev libjansson-dev lua5.4 liblua5.4-dev prosody \
+               lua-busted lua-check python3-slixmpp python3-pytest curl valgrind
+APT_BENCH    = wrk
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all deps deps-bench run test test-c test-lua test-integration check-asan asan-run bench lint clean clean-build
+.DELETE_ON_ERROR:
+
+all: $(SO) $(CORE_LIB)
+
+$(BUILD)/%.o: native/%.c native/cr.h | $(BUILD)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/lua_native.o: native/lua_native.c native/cr.h | $(BUILD)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LUA_CFLAGS) -c -o $@ $<
+
+$(CORE_LIB): $(CORE_OBJ)
+	$(AR) rcs $@ $^
+
+# Not linked against liblua: the lua5.4 interpreter Prosody runs in exports the API.
+$(SO): $(BUILD)/lua_native.o $(CORE_LIB)
+	$(CC) -shared $(LDFLAGS) -o $@ $(BUILD)/lua_native.o $(CORE_LIB) $(DEPS_LIBS)
+
+$(BUILD)/tests/%: tests/c/%.c tests/c/ctest.h $(CORE_LIB) | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Inative $(LDFLAGS) -o $@ $< $(CORE_LIB) $(DEPS_LIBS)
+
+$(BUILD) $(BUILD)/tests:
+	mkdir -p $@
+
+deps:
+	@missing=$$(for p in $(APT_PACKAGES) $(EXTRA_APT); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "installing: $$missing"; \
+	    $(SUDO) apt-get update -qq && \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+deps-bench:
+	@$(MAKE) --no-print-directory deps EXTRA_APT="$(APT_BENCH)"
+
+run: deps all
+	tests/server/run.sh
+
+test: deps all $(CTEST_BIN)
+	tests/run-all.sh
+
+test-c: all $(CTEST_BIN)
+	tests/c/run.sh $(CTEST_BIN)
+
+test-lua: all
+	tests/run-busted.sh
+
+test-integration: all
+	tests/integration/run.sh
+
+check-asan:
+	$(MAKE) --no-print-directory clean-build
+	$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
+	    LDFLAGS="-fsanitize=address,undefined" SO=build-asan/conference_request_native.so asan-run
+
+asan-run: $(SO) $(CTEST_BIN)
+	tests/c/run.sh $(CTEST_BIN)
+	tests/check-asan-lua.sh $(SO)
+
+bench: deps-bench all
+	tests/bench/run.sh
+
+lint:
+	luacheck -q mod_conference_request spec tests
+
+clean-build:
+	rm -rf build-asan
+
+clean:
+	rm -rf $(BUILD) build-asan run $(SO)
