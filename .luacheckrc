@@ -1,0 +1,12 @@
+-- luacheck configuration (Debian's lua-check 1.1): Lua 5.4, Prosody plugin globals.
+std = "lua54"
+max_line_length = 150
+
+files["mod_conference_request/"] = {
+	globals = { "module.unload" },
+	read_globals = { "module", "prosody" },
+}
+
+files["spec/"] = {
+	std = "+busted",
+}

@@ -1,0 +1,159 @@
+-- config.lib.lua: reads and validates every option of mod_conference_request (SPEC §1).
+-- A bad value raises an error naming the option: the module then refuses to load and Prosody
+-- logs why. Prosody 0.12 has no get_option_integer/enum, so ranges and types are checked here.
+
+local jid = require "util.jid";
+
+local function fail(name, fmt, ...)
+	error(("invalid option %s: " .. fmt):format(name, ...), 0);
+end
+
+local function host_name(name, value)
+	if type(value) ~= "string" or value == "" then
+		fail(name, "expected a host name (string), got %s", type(value));
+	end
+	local node, host, resource = jid.prepped_split(value);
+	if node or resource or not host then
+		fail(name, "%q is not a bare host name", value);
+	end
+	return host;
+end
+
+local function number_option(name, default, min, integer)
+	local value = module:get_option(name, default);
+	if type(value) == "string" then value = tonumber(value) or value; end
+	if type(value) ~= "number" or value ~= value or value < min or value == math.huge
+	or (integer and math.type(value) ~= "integer" and value ~= math.floor(value)) then
+		fail(name, "expected a %s ≥ %s, got %s", integer and "whole number" or "number", tostring(min), tostring(value));
+	end
+	if integer then value = math.tointeger(value); end
+	return value;
+end
+
+local function boolean_option(name, default)
+	local value = module:get_option(name, default);
+	if value == "true" or value == 1 then return true; end
+	if value == "false" or value == 0 then return false; end
+	if type(value) ~= "boolean" then
+		fail(name, "expected true or false, got %s", tostring(value));
+	end
+	return value;
+end
+
+local function string_list(name, default)
+	local value = module:get_option(name, default);
+	if type(value) == "string" then value = { value }; end
+	if type(value) ~= "table" then fail(name, "expected a list of strings, got %s", type(value)); end
+	local list = {};
+	for i, item in ipairs(value) do
+		if type(item) ~= "string" or item == "" then
+			fail(name, "item %d is not a non-empty string", i);
+		end
+		list[i] = item;
+	end
+	for k in pairs(value) do
+		if math.type(k) ~= "integer" or k < 1 or k > #list then
+			fail(name, "expected a list, found key %s", tostring(k));
+		end
+	end
+	return list;
+end
+
+-- Codec limits an operator may lower or raise (native README, native.codec).
+local limit_names = {
+	"max_room", "max_jid_part", "max_properties", "max_property_name", "max_property_value",
+	"max_token", "max_id", "max_xml_depth", "max_json_depth",
+};
+
+local function read()
+	local cfg = {};
+
+	local muc = module:get_option("conference_request_muc");
+	if muc == nil then
+		fail("conference_request_muc", "required (the MUC component whose rooms this module serves)");
+	end
+	cfg.muc = host_name("conference_request_muc", muc);
+	cfg.extra_mucs = {};
+	cfg.muc_hosts = { [cfg.muc] = true };
+	for _, h in ipairs(string_list("conference_request_extra_mucs", {})) do
+		h = host_name("conference_request_extra_mucs", h);
+		cfg.muc_hosts[h] = true;
+		table.insert(cfg.extra_mucs, h);
+	end
+
+	local focus = module:get_option("conference_request_focus");
+	if focus ~= nil then
+		if type(focus) ~= "string" or not jid.prep(focus) or jid.resource(focus) then
+			fail("conference_request_focus", "expected a bare JID such as focus@auth.example.com, got %s", tostring(focus));
+		end
+		focus = jid.prep(focus);
+	end
+	cfg.focus = focus;
+
+	local focus_jid = module:get_option("conference_request_focus_jid", module.host);
+	if type(focus_jid) ~= "string" or not jid.prep(focus_jid) or jid.resource(focus_jid) then
+		fail("conference_request_focus_jid", "expected a bare JID, got %s", tostring(focus_jid));
+	end
+	cfg.focus_jid = jid.prep(focus_jid);
+
+	cfg.ready_wait = number_option("conference_request_ready_wait", 10, 0);
+	cfg.empty_room_timeout = number_option("conference_request_empty_room_timeout", 60, 0);
+	if cfg.empty_room_timeout <= 0 then
+		fail("conference_request_empty_room_timeout", "must be > 0 seconds, got %s", tostring(cfg.empty_room_timeout));
+	end
+
+	cfg.http = boolean_option("conference_request_http", true);
+	cfg.http_cors = string_list("conference_request_http_cors", { "*" });
+	cfg.http_cors_any = false;
+	cfg.http_cors_set = {};
+	for _, origin in ipairs(cfg.http_cors) do
+		if origin == "*" then cfg.http_cors_any = true; end
+		cfg.http_cors_set[origin] = true;
+	end
+	cfg.http_cors_max_age = number_option("conference_request_http_cors_max_age", 7200, 0, true);
+	cfg.max_body = number_option("conference_request_max_body", 16384, 1, true);
+
+	cfg.sip_gateway = boolean_option("conference_request_sip_gateway", false);
+	cfg.legacy = boolean_option("conference_request_legacy", true);
+
+	local extra = module:get_option("conference_request_extra_properties", {});
+	if type(extra) ~= "table" then
+		fail("conference_request_extra_properties", "expected a table name → string, got %s", type(extra));
+	end
+	cfg.extra_properties = {};
+	for k, v in pairs(extra) do
+		if type(k) ~= "string" or k == "" then
+			fail("conference_request_extra_properties", "property names must be non-empty strings, got %s", tostring(k));
+		end
+		if type(v) == "boolean" or type(v) == "number" then v = tostring(v); end
+		if type(v) ~= "string" then
+			fail("conference_request_extra_properties", "value of %q must be a string, got %s", k, type(v));
+		end
+		cfg.extra_properties[k] = v;
+	end
+
+	local limits = module:get_option("conference_request_limits", {});
+	if type(limits) ~= "table" then
+		fail("conference_request_limits", "expected a table, got %s", type(limits));
+	end
+	local known = {};
+	for _, n in ipairs(limit_names) do known[n] = true; end
+	cfg.limits = {};
+	for k, v in pairs(limits) do
+		if not known[k] then
+			fail("conference_request_limits", "unknown limit %s (known: %s)", tostring(k), table.concat(limit_names, ", "));
+		end
+		if math.type(v) ~= "integer" or v < 1 then
+			fail("conference_request_limits", "%s must be a positive whole number, got %s", k, tostring(v));
+		end
+		cfg.limits[k] = v;
+	end
+
+	cfg.max_rooms = number_option("conference_request_max_rooms", 100000, 1, true);
+	cfg.max_waiters_per_room = number_option("conference_request_max_waiters_per_room", 10000, 1, true);
+	cfg.max_waiters = number_option("conference_request_max_waiters", 100000, 1, true);
+
+	return cfg;
+end
+
+return { read = read, limit_names = limit_names };

@@ -1,0 +1,158 @@
+-- http.lib.lua: the HTTP door (SPEC §2.4) on Prosody's HTTP server.
+--
+--   POST    /conference-request/v1          JSON request in, JSON answer out
+--   OPTIONS /conference-request/v1          CORS preflight
+--   GET     /conference-request/v1/health   {"status":"ok", …counters}
+--   other methods on those paths            405 + Allow
+--
+-- CORS is done here (Prosody's per-app CORS is disabled) so that the headers are exactly ours.
+-- Errors are JSON {"error":"<condition>","message":"…"} with the status of native.conditions.
+
+local json = require "util.json";
+
+local function new(cfg, native, codec, service, metrics, registry)
+	local conditions = native.conditions;
+	local started = os.time();
+
+	local function cors(request, response)
+		if cfg.http_cors_any then
+			response.headers.access_control_allow_origin = "*";
+		else
+			local origin = request.headers.origin;
+			if origin and cfg.http_cors_set[origin] then
+				response.headers.access_control_allow_origin = origin;
+				response.headers.vary = "Origin";
+			end
+		end
+	end
+
+	local function send_error(request, response, condition, text, status)
+		local c = conditions[condition];
+		response.status_code = status or (c and c.http) or 500;
+		response.headers.content_type = "application/json";
+		cors(request, response);
+		return response:send(json.encode({ error = condition, message = text or condition }));
+	end
+
+	local function method_not_allowed(allow)
+		return function(event)
+			local request, response = event.request, event.response;
+			response.headers.allow = allow;
+			service.rejected("http", "not-allowed");
+			send_error(request, response, "not-allowed",
+				("method %s is not allowed here (allowed: %s)"):format(request.method, allow), 405);
+			return true;
+		end
+	end
+
+	local function is_json(content_type)
+		if not content_type then return false; end
+		local media = content_type:match("^%s*([^;%s]+)");
+		return media ~= nil and media:lower() == "application/json";
+	end
+
+	local function bearer(request)
+		local auth = request.headers.authorization;
+		return auth and auth:match("^%s*[Bb][Ee][Aa][Rr][Ee][Rr]%s+(%S+)%s*$") or nil;
+	end
+
+	local function on_post(event)
+		local request, response = event.request, event.response;
+		local body = request.body or "";
+		if #body > cfg.max_body then
+			service.rejected("http", "policy-violation");
+			send_error(request, response, "policy-violation",
+				("request body over %d bytes"):format(cfg.max_body), 413);
+			return true;
+		end
+		if not is_json(request.headers.content_type) then
+			service.rejected("http", "bad-request");
+			send_error(request, response, "bad-request", "Content-Type must be application/json", 415);
+			return true;
+		end
+		local ok, parsed, condition, text = pcall(codec.parse_json, codec, body);
+		if not ok then
+			module:log("error", "parse_json raised: %s", tostring(parsed));
+			parsed, condition, text = nil, "internal-server-error", "could not parse the request";
+		end
+		if not parsed then
+			service.rejected("http", condition);
+			send_error(request, response, condition, text);
+			return true;
+		end
+		parsed.token = bearer(request);
+		service.handle(parsed, { door = "http", ip = request.ip }, function(result)
+			if result.condition then
+				return send_error(request, response, result.condition, result.text);
+			end
+			local rendered, body_out = pcall(codec.render_json, codec, result);
+			if not rendered then
+				module:log("error", "rendering the answer for %s failed: %s", tostring(result.room), tostring(body_out));
+				return send_error(request, response, "internal-server-error", "could not render the answer");
+			end
+			response.status_code = 200;
+			response.headers.content_type = "application/json";
+			cors(request, response);
+			return response:send(body_out);
+		end);
+		return true;
+	end
+
+	local function on_options(event)
+		local request, response = event.request, event.response;
+		response.status_code = 204;
+		response.headers.allow = "POST, OPTIONS";
+		if #cfg.http_cors > 0 then
+			cors(request, response);
+			if response.headers.access_control_allow_origin then
+				response.headers.access_control_allow_methods = "POST, OPTIONS";
+				response.headers.access_control_allow_headers = "Content-Type, Authorization";
+				response.headers.access_control_max_age = tostring(cfg.http_cors_max_age);
+			end
+		end
+		response:send("");
+		return true;
+	end
+
+	local function on_health(event)
+		local request, response = event.request, event.response;
+		local stats = registry:stats();
+		local counts = metrics.counts;
+		response.headers.content_type = "application/json";
+		response.headers.cache_control = "no-store";
+		cors(request, response);
+		return json.encode({
+			status = "ok",
+			uptime = os.time() - started,
+			rooms = stats.rooms, rooms_ready = stats.ready, rooms_pending = stats.pending, waiters = stats.waiters,
+			requests = counts.requests, answers_ready = counts.ready, answers_not_ready = counts.not_ready,
+			errors = counts.errors, rooms_created = counts.rooms_created, rooms_expired = counts.rooms_destroyed,
+		});
+	end
+
+	local not_v1 = method_not_allowed("POST, OPTIONS");
+	local not_health = method_not_allowed("GET, HEAD");
+	local route = {
+		["POST /v1"] = on_post,
+		["OPTIONS /v1"] = on_options,
+		["GET /v1/health"] = on_health,
+	};
+	for _, method in ipairs({ "GET", "PUT", "DELETE", "PATCH" }) do
+		route[method .. " /v1"] = not_v1;
+	end
+	for _, method in ipairs({ "POST", "PUT", "DELETE", "PATCH", "OPTIONS" }) do
+		route[method .. " /v1/health"] = not_health;
+	end
+
+	module:depends("http");
+	module:provides("http", {
+		name = "conference_request",
+		default_path = "/conference-request",
+		cors = { enabled = false },
+		route = route,
+	});
+
+	return {};
+end
+
+return { new = new };

@@ -1,0 +1,62 @@
+-- mod_conference_request: answers Jitsi conference requests inside Prosody (SPEC §1-§4, §8).
+--
+--   Component "conference.example.com" "muc"
+--   Component "focus.example.com" "conference_request"
+--       conference_request_muc = "conference.example.com"
+--
+-- This file only wires things: options (config.lib), the native core, the doors (xmpp.lib,
+-- http.lib), the request flow (service.lib), the built-in focus and MUC tracking (focus.lib),
+-- metrics (metrics.lib) and operator commands (shell.lib).
+
+local st = require "util.stanza";
+
+local cfg = module:require "config".read();
+
+-- The native binding lives next to this file; make it findable once.
+do
+	local dir = module:get_directory();
+	local entry = dir .. "/?.so";
+	if not package.cpath:find(entry, 1, true) then
+		package.cpath = entry .. ";" .. package.cpath;
+	end
+end
+local native = require "conference_request_native";
+
+local codec_config = {
+	authentication = false,
+	sip_gateway = cfg.sip_gateway,
+	extra_properties = cfg.extra_properties,
+	stanza_mt = st.stanza_mt,
+};
+for k, v in pairs(cfg.limits) do codec_config[k] = v; end
+local codec = native.codec(codec_config);
+local registry = native.registry({
+	max_rooms = cfg.max_rooms,
+	max_waiters_per_room = cfg.max_waiters_per_room,
+	max_waiters = cfg.max_waiters,
+});
+
+if cfg.focus then
+	module:log("warn", "conference_request_focus = %q: the external focus is not implemented yet, "
+		.. "this module acts as the built-in focus", cfg.focus);
+end
+
+local metrics = module:require "metrics".new(registry);
+local focus = module:require "focus".new(cfg, registry, metrics);
+local service = module:require "service".new(cfg, focus, metrics);
+module:require "xmpp".new(native, codec, service);
+if cfg.http then
+	module:require "http".new(cfg, native, codec, service, metrics, registry);
+end
+local shell = module:require "shell".new(focus, registry, metrics);
+
+focus.start();
+
+module:log("info", "serving conference requests for %s%s (built-in focus, focusjid %s)%s", cfg.muc,
+	#cfg.extra_mucs > 0 and (" and " .. table.concat(cfg.extra_mucs, ", ")) or "", cfg.focus_jid,
+	cfg.http and ", HTTP door on" or "");
+
+function module.unload()
+	focus.stop();
+	shell.stop();
+end

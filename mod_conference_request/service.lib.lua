@@ -1,0 +1,84 @@
+-- service.lib.lua: the door-independent request flow (SPEC §2, §3).
+--
+--   service.handle(request, requester, respond)
+--
+-- `request` is what codec:parse_xml / codec:parse_json returned; `requester` describes who asks
+-- ({ door = "xmpp"|"http", jid = full JID or nil }); `respond(result)` is called exactly once, now
+-- or later, with either an answer table (native README, codec:render_*) or an error
+-- { condition = "<xmpp condition>", text = "<for the client>" }. Nothing here may raise past
+-- `handle`: a Lua error becomes internal-server-error, so every request gets one answer.
+
+local jid = require "util.jid";
+
+local function new(cfg, focus, metrics)
+	local service = {};
+
+	local function err(condition, text)
+		return { condition = condition, text = text };
+	end
+	service.err = err;
+
+	-- Normalizes and checks the room; returns room, muc_host or nil, error.
+	function service.check_room(raw)
+		if type(raw) ~= "string" or raw == "" then
+			return nil, err("bad-request", "missing 'room'");
+		end
+		local node, host, resource = jid.prepped_split(raw);
+		if not host then
+			return nil, err("jid-malformed", "'room' is not a valid JID");
+		end
+		if not node or resource then
+			return nil, err("jid-malformed", "'room' must be a bare JID of the form name@muc-host");
+		end
+		if not cfg.muc_hosts[host] then
+			return nil, err("item-not-found", ("'room' is not on a conference service of this server (%s)"):format(cfg.muc));
+		end
+		return node .. "@" .. host, host;
+	end
+
+	local function flow(request, requester, respond)
+		local room, host = service.check_room(request.room);
+		if not room then
+			return respond(host);
+		end
+		return focus.request(room, host, request, requester, respond);
+	end
+
+	function service.handle(request, requester, respond)
+		local answered = false;
+		local door = requester.door;
+		local function once(result)
+			if answered then
+				module:log("warn", "second answer for one %s request suppressed", door);
+				return;
+			end
+			answered = true;
+			if result.condition then
+				metrics.request(door, "error", result.condition);
+				module:log("debug", "%s request from %s: %s (%s)", door, requester.jid or requester.ip or "?",
+					result.condition, result.text or "");
+			else
+				metrics.request(door, result.ready and "ready" or "not_ready");
+				module:log("debug", "%s request from %s for %s: ready=%s", door, requester.jid or requester.ip or "?",
+					result.room, tostring(result.ready));
+			end
+			return respond(result);
+		end
+		local ok, fault = pcall(flow, request, requester, once);
+		if not ok then
+			module:log("error", "internal fault handling a %s request: %s", door, tostring(fault));
+			if not answered then
+				once(err("internal-server-error", "internal error while handling the request"));
+			end
+		end
+	end
+
+	-- A door that failed before the flow (parse error, wrong method…) counts its error here.
+	function service.rejected(door, condition)
+		metrics.request(door, "error", condition);
+	end
+
+	return service;
+end
+
+return { new = new };

@@ -1,0 +1,60 @@
+-- xmpp.lib.lua: the XMPP door (SPEC §2): <conference xmlns='http://jitsi.org/protocol/focus'/> in
+-- an IQ set to the module's host. Every IQ gets exactly one reply; every error carries <text>.
+
+local st = require "util.stanza";
+
+local NS = "http://jitsi.org/protocol/focus";
+
+local function new(native, codec, service)
+	local conditions = native.conditions;
+
+	local function error_reply(stanza, condition, text)
+		local c = conditions[condition];
+		return st.error_reply(stanza, c and c.type or "cancel", condition, text or condition, module.host);
+	end
+
+	local function on_set(event)
+		local origin, stanza = event.origin, event.stanza;
+		local function respond(result)
+			local reply;
+			if result.condition then
+				reply = error_reply(stanza, result.condition, result.text);
+			else
+				local ok, element = pcall(codec.render_stanza, codec, result);
+				if ok then
+					reply = st.reply(stanza):add_child(element);
+				else
+					module:log("error", "rendering the answer for %s failed: %s", tostring(result.room), tostring(element));
+					reply = error_reply(stanza, "internal-server-error", "could not render the answer");
+				end
+			end
+			origin.send(reply);
+		end
+		local ok, request, condition, text = pcall(codec.parse_xml, codec, tostring(stanza.tags[1]));
+		if not ok then
+			module:log("error", "parse_xml raised: %s", tostring(request));
+			request, condition, text = nil, "internal-server-error", "could not parse the request";
+		end
+		if not request then
+			service.rejected("xmpp", condition);
+			module:log("debug", "xmpp request from %s refused: %s (%s)", stanza.attr.from or "?", condition, text or "");
+			origin.send(error_reply(stanza, condition, text));
+			return true;
+		end
+		service.handle(request, { door = "xmpp", jid = stanza.attr.from, origin = origin }, respond);
+		return true;
+	end
+
+	local function on_get(event)
+		service.rejected("xmpp", "bad-request");
+		event.origin.send(error_reply(event.stanza, "bad-request", "a conference request must be an IQ of type 'set'"));
+		return true;
+	end
+
+	module:hook("iq-set/host/" .. NS .. ":conference", on_set);
+	module:hook("iq-get/host/" .. NS .. ":conference", on_get);
+
+	return { NS = NS };
+end
+
+return { new = new };
