@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# run.sh — `make run`: a demo Prosody with mod_conference_request on loopback, in the foreground.
+# Config and data in run/ at the top of the checkout (git-ignored); ports CR_PORT_BASE (default
+# 15000) + 222 (c2s) and + 280 (HTTP). Prints how to try it once the server is ready; Ctrl-C stops it.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+dir="$repo/run"
+port_base=${CR_PORT_BASE:-15000}
+http_port=$((port_base + 280))
+c2s_port=$((port_base + 222))
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for p in "$http_port" "$c2s_port"; do
+    if port_open "$p"; then
+        echo "run.sh: port $p on 127.0.0.1 is in use (another server?); try CR_PORT_BASE=16000 make run" >&2
+        exit 1
+    fi
+done
+
+rm -f "$dir/data/prosody.pid"
+CR_LOG_CONSOLE=1 "$repo/tests/server/genconf.sh" "$dir" "$port_base" >/dev/null
+prosody -F --config "$dir/prosody.cfg.lua" &
+pid=$!
+trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; exit 0' INT TERM
+
+base="http://localhost:$http_port"
+for _ in $(seq 1 200); do
+    kill -0 "$pid" 2>/dev/null || { echo "run.sh: prosody exited; see $dir/prosody.log" >&2; exit 1; }
+    if curl -fsS -o /dev/null -m 2 "$base/conference-request/v1/health" 2>/dev/null && port_open "$c2s_port"; then
+        cat <<TXT
+
+======================================================================================
+ mod_conference_request demo is running (Prosody pid $pid, config $dir/prosody.cfg.lua)
+
+ HTTP door   $base/conference-request/v1
+   curl -sS -H 'Content-Type: application/json' -d '{"room":"demo@conference.localhost","properties":{"startMuted":"true"}}' $base/conference-request/v1
+   curl -sS $base/conference-request/v1/health
+ XMPP        c2s 127.0.0.1:$c2s_port (no TLS; PLAIN/SCRAM)
+   login     alice@localhost / secret   (also bob@localhost, admin@localhost; same password)
+   guests    SASL ANONYMOUS on guest.localhost
+   request   <iq type='set' to='focus.localhost' id='1'><conference xmlns='http://jitsi.org/protocol/focus' room='demo@conference.localhost'/></iq>
+ BOSH        $base/http-bind    WebSocket  ws://localhost:$http_port/xmpp-websocket
+ MUC         conference.localhost (also breakout.localhost); the module is focus.localhost
+ operator    prosodyctl --config $dir/prosody.cfg.lua shell 'conference_request:rooms()'
+ log         $dir/prosody.log      stop: Ctrl-C
+======================================================================================
+
+TXT
+        wait "$pid"
+        exit $?
+    fi
+    sleep 0.1
+done
+echo "run.sh: prosody not ready after 20 s; see $dir/prosody.log" >&2
+kill -TERM "$pid" 2>/dev/null
+exit 1
