@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# smoke.sh — a tiny run of every part of `make bench` (tests/bench/run.sh --smoke: seconds, tiny
+# counts) that checks the tools work and the report has every key. No timing assertions: only
+# that every request got its answer, the storm made exactly one room, and every number exists.
+# Needs `make all` (build/libcr.a) and wrk. Last line: "benchsmoke: N passed, N failed".
+set -uo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$repo"
+
+passed=0 failed=0
+check() {  # description, command...
+    local what=$1; shift
+    if "$@"; then
+        echo "ok - $what"; passed=$((passed + 1))
+    else
+        echo "not ok - $what"; failed=$((failed + 1))
+    fi
+}
+finish() { echo "benchsmoke: $passed passed, $failed failed"; [ "$failed" = 0 ]; exit $?; }
+
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+tests/bench/run.sh --smoke >"$out" 2>&1
+rc=$?
+check "run.sh --smoke exits 0" test "$rc" = 0
+if [ "$rc" != 0 ]; then
+    tail -n 40 "$out"
+fi
+report=$(sed -n 's/^report: //p' "$out" | tail -n 1)
+check "run.sh --smoke names its report" test -n "$report" -a -f "${report:-/nonexistent}"
+if [ -z "$report" ] || [ ! -f "$report" ]; then finish; fi
+raw="$(dirname "$report")/raw"
+sed -n '/^machine:/,$p' "$out"
+
+# Each check is one Python expression over the report `r` (and the raw crload/wrk lines).
+pycheck() {  # description, expression
+    check "$1" /usr/bin/python3 - "$report" "$raw" "$2" <<'PY'
+import json, os, sys
+r = json.load(open(sys.argv[1]))
+raw = sys.argv[2]
+def lines(name):
+    return [json.loads(l) for l in open(os.path.join(raw, name)) if l.strip()]
+ok = eval(sys.argv[3])
+if not ok:
+    print("   failed: " + sys.argv[3], file=sys.stderr)
+sys.exit(0 if ok else 1)
+PY
+}
+
+required='["xmpp_ratio","http_ratio","storm_requests","storm_creations","storm_all_ready","core_xml_ratio",
+ "core_json_ratio","core_xml_rps","core_json_rps","bytes_per_room","xmpp_ping_rps","xmpp_trivial_rps",
+ "xmpp_module_rps","http_health_rps","http_trivial_rps","http_module_rps"]'
+pycheck "report has every required key, each a number (storm_all_ready a boolean)" \
+    "all(k in r for k in $required) and all(isinstance(r[k], (int, float)) and not isinstance(r[k], bool) for k in $required if k != 'storm_all_ready') and isinstance(r['storm_all_ready'], bool)"
+pycheck "report carries the machine description" \
+    "all(r['machine'].get(k) for k in ('cpu', 'cores', 'prosody', 'expat', 'jansson'))"
+pycheck "crload made every prepared room ready over XMPP" \
+    "r['xmpp_prepare']['requests'] > 0 and r['xmpp_prepare']['ready'] == r['xmpp_prepare']['requests']"
+pycheck "XMPP: every phase (ping, trivial, module) answered IQs with no error, none unanswered" \
+    "all(x['answered'] > 0 and x['errors'] == 0 and x['missing'] == 0 for x in lines('xmpp.jsonl')) and {x['phase'] for x in lines('xmpp.jsonl')} == {'ping', 'trivial', 'module'}"
+pycheck "XMPP: the module answered ready=true for every ready room" \
+    "all(x['not_ready'] == 0 for x in lines('xmpp.jsonl') if x['phase'] == 'module')"
+pycheck "HTTP: wrk ran every route (health, trivial, module) with no error status" \
+    "all(h['wrk']['requests'] > 0 and h['wrk']['errors'] == 0 for h in lines('http.jsonl')) and {h['phase'] for h in lines('http.jsonl')} == {'health', 'trivial', 'module'}"
+pycheck "storm: every request over both doors answered, all ready=true" \
+    "r['storm_all_ready'] is True and r['storm_answered'] == r['storm_requests'] > 0"
+pycheck "storm: the server saw exactly one room creation and one focus notification" \
+    "r['storm_creations'] == 1 and r['storm_focus_notifications'] == 1"
+pycheck "core: floor and core timings and ratios are positive" \
+    "all(r['core'][k] > 0 for k in ('xml_floor_ns','xml_core_ns','json_floor_ns','json_core_ns')) and r['core_xml_ratio'] > 0 and r['core_json_ratio'] > 0"
+pycheck "core: callgrind counted instructions for every loop" \
+    "set(r['instructions_per_request']) == {'xml_floor','xml_core','json_floor','json_core'} and all(v > 0 for v in r['instructions_per_request'].values())"
+pycheck "scale: registry filled, bytes per room and lookup/transition costs measured" \
+    "r['scale_rooms'] > 0 and r['bytes_per_room'] > 0 and r['scale_lookup_ns'] > 0 and r['scale_transition_ns'] > 0"
+check "the table was printed with all five parts" \
+    bash -c 'for p in "1. XMPP" "2. HTTP" "3. join storm" "4. C core" "5. scale"; do grep -q "^$p" "$1" || exit 1; done' _ "$out"
+
+# crload must fail loudly rather than report nothing measured (the tool's own failure path).
+check "crload exits non-zero when the server is unreachable" \
+    bash -c '! build/bench/crload load --port 1 --user x --pass y --conns 1 --duration 0.1 >/dev/null 2>&1'
+finish
