@@ -1,0 +1,296 @@
+/*
+ * cr.h — the C core of mod_conference_request (no Lua in here).
+ *
+ * Ownership words used in every comment below:
+ *   borrowed     the callee keeps no reference after it returns
+ *   owned by X   X frees it (through the matching *_free / *_destroy)
+ *   caller frees the caller must release it
+ * Errors are values: a function that can fail returns a cr_condition (CR_OK == 0 on success) and
+ * fills the caller-owned cr_error it was given. No global mutable state: every piece of state lives
+ * in an object the caller created.
+ */
+#ifndef CR_H
+#define CR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---------------------------------------------------------------------------------------------
+ * Conditions (condition.c)
+ * ------------------------------------------------------------------------------------------- */
+typedef enum {
+    CR_OK = 0,
+    CR_BAD_REQUEST,
+    CR_JID_MALFORMED,
+    CR_ITEM_NOT_FOUND,
+    CR_NOT_AUTHORIZED,
+    CR_NOT_ACCEPTABLE,
+    CR_RESOURCE_CONSTRAINT,
+    CR_INTERNAL_SERVER_ERROR,
+    CR_NOT_ALLOWED,
+    CR_CONFLICT,
+    CR_FORBIDDEN,
+    CR_SERVICE_UNAVAILABLE,
+    CR_POLICY_VIOLATION,
+    CR_CONDITION_COUNT
+} cr_condition;
+
+typedef struct {
+    const char *name; /* XMPP stanza error condition, e.g. "bad-request" */
+    const char *type; /* XMPP error type: "modify", "cancel", "auth", "wait" */
+    int http;         /* HTTP status */
+} cr_condition_info;
+
+/* Static table entry for c (CR_OK < c < CR_CONDITION_COUNT), else NULL. Owned by the library. */
+const cr_condition_info *cr_condition_get(cr_condition c);
+
+#define CR_ERROR_TEXT 160
+typedef struct {
+    cr_condition condition;
+    char text[CR_ERROR_TEXT]; /* short English sentence, NUL-terminated, possibly truncated */
+} cr_error;
+
+/* Fills err (borrowed, may be NULL) with c and a printf-style text; returns c. */
+cr_condition cr_error_set(cr_error *err, cr_condition c, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* True when s[0..len) is valid UTF-8 made only of characters allowed in XML 1.0 (no control
+ * characters other than tab/CR/LF, no U+FFFE/U+FFFF, no surrogates). s is borrowed. */
+bool cr_xml_safe(const char *s, size_t len);
+
+/* ---------------------------------------------------------------------------------------------
+ * cr_buf: growable byte buffer (buf.c)
+ * ------------------------------------------------------------------------------------------- */
+typedef struct {
+    char *data; /* owned by the cr_buf; NULL until the first growth */
+    size_t len;
+    size_t cap;
+} cr_buf;
+
+/* Initializes an empty buffer (no allocation). */
+void cr_buf_init(cr_buf *b);
+/* Frees b's storage (b itself is the caller's); b is empty and reusable afterwards. */
+void cr_buf_free(cr_buf *b);
+/* Sets len to 0, keeps the storage for reuse. */
+void cr_buf_reset(cr_buf *b);
+/* Ensures room for `extra` more bytes; false on allocation failure (b unchanged). */
+bool cr_buf_reserve(cr_buf *b, size_t extra);
+/* Appends n bytes of s (borrowed); false on allocation failure (b unchanged). */
+bool cr_buf_append(cr_buf *b, const void *s, size_t n);
+/* Appends a NUL-terminated string (borrowed). */
+bool cr_buf_puts(cr_buf *b, const char *s);
+bool cr_buf_putc(cr_buf *b, char c);
+
+/* ---------------------------------------------------------------------------------------------
+ * Limits and the request model (request.c), SPEC §2.1
+ * ------------------------------------------------------------------------------------------- */
+typedef struct {
+    size_t max_room;           /* bytes of room (3071) */
+    size_t max_jid_part;       /* bytes of each of node/domain/resource (1023) */
+    size_t max_properties;     /* distinct property names (64) */
+    size_t max_property_name;  /* bytes (256) */
+    size_t max_property_value; /* bytes (4096) */
+    size_t max_token;          /* bytes (16384) */
+    size_t max_id;             /* bytes of machine-uid / session-id (256) */
+    size_t max_xml_depth;      /* element nesting, <conference> is depth 1 (16) */
+    size_t max_json_depth;     /* JSON nesting, top object is depth 1 (8) */
+} cr_limits;
+
+/* Fills l (caller's) with the defaults above. */
+void cr_limits_default(cr_limits *l);
+
+/* A string inside the request arena: bytes [off, off+len) of cr_request.arena; set == false means
+ * absent. Arena strings are NUL-terminated. */
+typedef struct {
+    size_t off;
+    size_t len;
+    bool set;
+} cr_str;
+
+typedef struct {
+    cr_str name;
+    cr_str value;
+} cr_prop_ref;
+
+typedef enum { CR_FIELD_ROOM, CR_FIELD_MACHINE_UID, CR_FIELD_SESSION_ID, CR_FIELD_TOKEN } cr_field;
+
+/* Reusable request: every string lives in one arena; cr_request_reset keeps the storage, so
+ * steady-state parsing does not allocate. */
+typedef struct {
+    cr_buf arena;          /* owned by the request */
+    cr_str room, machine_uid, session_id, token;
+    cr_prop_ref *props;    /* owned by the request; props[0..nprops) */
+    size_t nprops;
+    size_t props_cap;
+} cr_request;
+
+/* Initializes an empty request (no allocation). */
+void cr_request_init(cr_request *r);
+/* Frees everything the request owns (r itself is the caller's). */
+void cr_request_free(cr_request *r);
+/* Forgets the content, keeps the storage. */
+void cr_request_reset(cr_request *r);
+/* Pointer to the bytes of s inside r's arena (owned by r, valid until the next change of r);
+ * NULL when s is absent. */
+const char *cr_request_str(const cr_request *r, cr_str s);
+
+/* Sets a field from s[0..len) (borrowed). An empty string leaves the field absent. Checks the
+ * byte limits of token (policy-violation) and machine-uid/session-id (policy-violation); room
+ * limits are checked by cr_request_finish. */
+cr_condition cr_request_set(cr_request *r, cr_field f, const char *s, size_t len,
+                            const cr_limits *lim, cr_error *err);
+/* Adds a property (name/value borrowed). Empty name: skipped. A name seen before: the value is
+ * replaced, the first position kept. Limits on name/value bytes and on the number of distinct
+ * names → policy-violation. */
+cr_condition cr_request_add_property(cr_request *r, const char *name, size_t nlen,
+                                     const char *value, size_t vlen, const cr_limits *lim,
+                                     cr_error *err);
+/* Final checks once a document is parsed: missing room → bad-request; room over max_room, a part
+ * over max_jid_part, or not plainly node@domain → jid-malformed. */
+cr_condition cr_request_finish(cr_request *r, const cr_limits *lim, cr_error *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * XML payload parser (xml.c)
+ * ------------------------------------------------------------------------------------------- */
+typedef struct cr_xml_parser cr_xml_parser;
+
+/* Creates a parser (one expat parser with namespace processing, a hash salt drawn once).
+ * Returns NULL on allocation failure. Caller frees with cr_xml_parser_free. */
+cr_xml_parser *cr_xml_parser_new(void);
+void cr_xml_parser_free(cr_xml_parser *p);
+/* Parses one serialized <conference xmlns='http://jitsi.org/protocol/focus'> element from
+ * bytes[0..len) (borrowed) into req (reset first; owned by the caller). lim is borrowed. */
+cr_condition cr_xml_parse(cr_xml_parser *p, const char *bytes, size_t len, const cr_limits *lim,
+                          cr_request *req, cr_error *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * JSON body parser (json.c)
+ * ------------------------------------------------------------------------------------------- */
+/* Parses the HTTP body bytes[0..len) (borrowed) into req (reset first; caller's). A body `token`
+ * is ignored. */
+cr_condition cr_json_parse(const char *bytes, size_t len, const cr_limits *lim, cr_request *req,
+                           cr_error *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * Answers (answer.c), SPEC §2.2
+ * ------------------------------------------------------------------------------------------- */
+typedef struct {
+    const char *s; /* borrowed; NULL or len 0 = absent (for optional fields) */
+    size_t len;
+} cr_sv;
+
+typedef struct {
+    cr_sv name;
+    cr_sv value;
+} cr_prop;
+
+typedef struct {
+    cr_sv room;      /* required */
+    bool ready;
+    cr_sv focus_jid; /* required */
+    cr_sv session_id, identity, vnode; /* optional */
+    bool visitors_supported;
+    bool live_queue;
+} cr_answer;
+
+typedef struct {
+    bool authentication;
+    int external_auth; /* -1: no externalAuth property; 0/1: "false"/"true" */
+    bool sip_gateway;
+    cr_prop *extras;   /* owned by the config; sorted by name, names unique; each entry's
+                          bytes are one block owned by the config */
+    size_t nextras;
+    cr_buf arena;      /* unused, kept zero (reserved) */
+} cr_answer_config;
+
+void cr_answer_config_init(cr_answer_config *c);
+void cr_answer_config_free(cr_answer_config *c);
+/* Copies an extra property (name/value borrowed) into c, keeping them sorted by name; a name
+ * given twice keeps the last value. CR_INTERNAL_SERVER_ERROR on allocation failure. */
+cr_condition cr_answer_config_add_extra(cr_answer_config *c, const char *name, size_t nlen,
+                                        const char *value, size_t vlen, cr_error *err);
+/* Upper bound of the number of properties cr_answer_properties may yield for c. */
+size_t cr_answer_max_properties(const cr_answer_config *c);
+/* The ordered property list of an answer (the one place of the order rule): writes entries
+ * first, first+1, … (at most cap) into out (caller's); the strings are borrowed from a, c or
+ * static storage. Returns the number written (0 once first is past the end). */
+size_t cr_answer_properties(const cr_answer *a, const cr_answer_config *c, size_t first,
+                            cr_prop *out, size_t cap);
+/* Checks the strings of a: room and focus_jid present, every string valid XML-safe UTF-8.
+ * CR_BAD_REQUEST with a text otherwise. */
+cr_condition cr_answer_check(const cr_answer *a, cr_error *err);
+/* Render a (borrowed) into out (reset first, owned by the caller). Fail on a failed check or on
+ * allocation failure (CR_INTERNAL_SERVER_ERROR). */
+cr_condition cr_answer_render_json(const cr_answer *a, const cr_answer_config *c, cr_buf *out,
+                                   cr_error *err);
+cr_condition cr_answer_render_xml(const cr_answer *a, const cr_answer_config *c, cr_buf *out,
+                                  cr_error *err);
+/* Escaping helpers (append to out): XML attribute value (& < > ' "), JSON string body
+ * (" \ and control characters). s is borrowed. False on allocation failure. */
+bool cr_xml_escape(cr_buf *out, const char *s, size_t len);
+bool cr_json_escape(cr_buf *out, const char *s, size_t len);
+
+/* ---------------------------------------------------------------------------------------------
+ * Room registry (registry.c), SPEC §3
+ * ------------------------------------------------------------------------------------------- */
+typedef enum { CR_ROOM_ABSENT = 0, CR_ROOM_PENDING = 1, CR_ROOM_READY = 2 } cr_room_state;
+
+typedef struct {
+    size_t max_rooms;            /* 100000 */
+    size_t max_waiters_per_room; /* 10000 */
+    size_t max_waiters;          /* 100000, at most CR_MAX_WAITERS_LIMIT */
+} cr_registry_config;
+
+#define CR_MAX_WAITERS_LIMIT ((size_t)1 << 30)
+
+typedef struct {
+    size_t rooms, pending, ready, waiters;
+} cr_registry_stats;
+
+typedef struct cr_registry cr_registry;
+
+void cr_registry_config_default(cr_registry_config *c);
+/* Creates a registry (cfg borrowed); NULL on allocation failure. Caller frees with
+ * cr_registry_free (which drops every waiter). */
+cr_registry *cr_registry_new(const cr_registry_config *cfg);
+void cr_registry_free(cr_registry *r);
+
+/* Keys (room, borrowed) are byte strings of any length ≤ UINT32_MAX. */
+cr_room_state cr_registry_state(const cr_registry *r, const char *room, size_t len);
+/* Number of waiters of the room (0 when not pending). */
+size_t cr_registry_room_waiters(const cr_registry *r, const char *room, size_t len);
+/* absent/pending → ready. Copies the ids of every waiter of the room, FIFO order, into ids
+ * (caller's, cap entries; cap must be ≥ cr_registry_room_waiters) and forgets them; *n = count.
+ * CR_RESOURCE_CONSTRAINT when the room is new and max_rooms are tracked. */
+cr_condition cr_registry_set_ready(cr_registry *r, const char *room, size_t len, uint64_t *ids,
+                                   size_t cap, size_t *n, cr_error *err);
+/* absent/ready → pending (pending stays pending). CR_RESOURCE_CONSTRAINT as above. */
+cr_condition cr_registry_set_pending(cr_registry *r, const char *room, size_t len, cr_error *err);
+/* any → absent; hands back the room's waiter ids like set_ready. Returns the count. */
+size_t cr_registry_forget(cr_registry *r, const char *room, size_t len, uint64_t *ids, size_t cap);
+/* Adds a waiter to a pending room; *id = its id (> 0, < 2^63). CR_ITEM_NOT_FOUND when the room is
+ * not pending, CR_RESOURCE_CONSTRAINT past max_waiters_per_room or max_waiters. */
+cr_condition cr_registry_wait(cr_registry *r, const char *room, size_t len, double deadline,
+                              uint64_t *id, cr_error *err);
+/* Drops one waiter; false when id is unknown (already handed back or cancelled). */
+bool cr_registry_cancel(cr_registry *r, uint64_t id);
+/* Removes every waiter whose deadline ≤ now and copies their ids into ids (caller's, cap ≥
+ * cr_registry_stats().waiters suffices), ordered by deadline then by arrival. Returns the count.
+ * Touches only pending rooms. */
+size_t cr_registry_expire(cr_registry *r, double now, uint64_t *ids, size_t cap);
+/* True (and records now) when the room is pending and was not notified within interval. */
+bool cr_registry_notify_due(cr_registry *r, const char *room, size_t len, double now,
+                            double interval);
+void cr_registry_stats_get(const cr_registry *r, cr_registry_stats *out);
+size_t cr_registry_count(const cr_registry *r);
+/* Iteration for operators: start with *cursor = 0; returns false at the end. *room points into
+ * the registry (owned by it, valid until the next change). Changing the registry between calls
+ * may skip or repeat rooms, never crashes. */
+bool cr_registry_next(const cr_registry *r, size_t *cursor, const char **room, size_t *len,
+                      cr_room_state *state, size_t *waiters);
+
+#endif

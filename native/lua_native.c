@@ -1,0 +1,643 @@
+/* lua_native.c — the Lua 5.4 binding of the C core: require "conference_request_native".
+ *
+ * The only file that includes lua.h. Bad input → `nil, condition, text`; bad arguments raise.
+ * Memory the C side allocates always lives inside a userdata (freed by __gc/__close), so a Lua
+ * error raised at any point never leaks it.
+ */
+#include "cr.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CODEC_MT "conference_request_native.codec"
+#define REGISTRY_MT "conference_request_native.registry"
+#define FOCUS_NS "http://jitsi.org/protocol/focus"
+#define NATIVE_VERSION "1.0.0"
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+static int push_error(lua_State *L, const cr_error *err) {
+    const cr_condition_info *ci = cr_condition_get(err->condition);
+    lua_pushnil(L);
+    lua_pushstring(L, ci ? ci->name : "internal-server-error");
+    lua_pushstring(L, err->text);
+    return 3;
+}
+
+/* Reads a positive integer option of table idx; keeps *out when the field is nil. */
+static void opt_limit(lua_State *L, int idx, const char *key, size_t *out) {
+    int t = lua_getfield(L, idx, key);
+    if (t != LUA_TNIL) {
+        int isnum;
+        lua_Integer v = lua_tointegerx(L, -1, &isnum);
+        if (!isnum || v <= 0) luaL_error(L, "option '%s' must be a positive integer", key);
+        *out = (size_t)v;
+    }
+    lua_pop(L, 1);
+}
+
+static bool opt_bool(lua_State *L, int idx, const char *key, bool def) {
+    int t = lua_getfield(L, idx, key);
+    bool v = def;
+    if (t == LUA_TBOOLEAN) v = lua_toboolean(L, -1);
+    else if (t != LUA_TNIL) luaL_error(L, "option '%s' must be a boolean", key);
+    lua_pop(L, 1);
+    return v;
+}
+
+/* Raises on a key of table idx not in names (NULL-terminated). */
+static void check_keys(lua_State *L, int idx, const char *const *names) {
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "unknown option (non-string key)");
+        const char *k = lua_tostring(L, -1);
+        bool known = false;
+        for (size_t i = 0; names[i]; i++)
+            if (strcmp(names[i], k) == 0) known = true;
+        if (!known) luaL_error(L, "unknown option '%s'", k);
+    }
+}
+
+/* ---- conditions --------------------------------------------------------------------------- */
+
+static void push_conditions(lua_State *L) {
+    lua_createtable(L, 0, CR_CONDITION_COUNT);
+    for (int c = CR_OK + 1; c < CR_CONDITION_COUNT; c++) {
+        const cr_condition_info *ci = cr_condition_get((cr_condition)c);
+        lua_createtable(L, 0, 2);
+        lua_pushstring(L, ci->type);
+        lua_setfield(L, -2, "type");
+        lua_pushinteger(L, ci->http);
+        lua_setfield(L, -2, "http");
+        lua_setfield(L, -2, ci->name);
+    }
+}
+
+/* ---- codec -------------------------------------------------------------------------------- */
+
+typedef struct {
+    cr_limits lim;
+    cr_xml_parser *xp;     /* owned */
+    cr_request req;        /* owned, reused */
+    cr_buf out;            /* owned, reused */
+    cr_answer_config acfg; /* owned */
+    bool closed;
+} codec;
+
+static void codec_release(codec *c) {
+    if (c->closed) return;
+    c->closed = true;
+    cr_xml_parser_free(c->xp);
+    c->xp = NULL;
+    cr_request_free(&c->req);
+    cr_buf_free(&c->out);
+    cr_answer_config_free(&c->acfg);
+}
+
+static codec *check_codec(lua_State *L) {
+    codec *c = luaL_checkudata(L, 1, CODEC_MT);
+    if (c->closed) luaL_error(L, "codec is closed");
+    return c;
+}
+
+/* native.codec([config]) -> codec */
+static int l_codec(lua_State *L) {
+    static const char *const keys[] = {
+        "max_room", "max_jid_part", "max_properties", "max_property_name", "max_property_value",
+        "max_token", "max_id", "max_xml_depth", "max_json_depth", "authentication",
+        "external_auth", "sip_gateway", "extra_properties", "stanza_mt", NULL};
+    if (lua_isnoneornil(L, 1)) {
+        lua_settop(L, 0);
+        lua_newtable(L);
+    }
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    codec *c = lua_newuserdatauv(L, sizeof *c, 1); /* 2 */
+    memset(c, 0, sizeof *c);
+    c->closed = true; /* nothing to free until initialized */
+    cr_limits_default(&c->lim);
+    cr_request_init(&c->req);
+    cr_buf_init(&c->out);
+    cr_answer_config_init(&c->acfg);
+    c->closed = false;
+    luaL_setmetatable(L, CODEC_MT);
+
+    check_keys(L, 1, keys);
+    opt_limit(L, 1, "max_room", &c->lim.max_room);
+    opt_limit(L, 1, "max_jid_part", &c->lim.max_jid_part);
+    opt_limit(L, 1, "max_properties", &c->lim.max_properties);
+    opt_limit(L, 1, "max_property_name", &c->lim.max_property_name);
+    opt_limit(L, 1, "max_property_value", &c->lim.max_property_value);
+    opt_limit(L, 1, "max_token", &c->lim.max_token);
+    opt_limit(L, 1, "max_id", &c->lim.max_id);
+    opt_limit(L, 1, "max_xml_depth", &c->lim.max_xml_depth);
+    opt_limit(L, 1, "max_json_depth", &c->lim.max_json_depth);
+    c->acfg.authentication = opt_bool(L, 1, "authentication", false);
+    c->acfg.sip_gateway = opt_bool(L, 1, "sip_gateway", false);
+    int t = lua_getfield(L, 1, "external_auth");
+    if (t == LUA_TBOOLEAN) c->acfg.external_auth = lua_toboolean(L, -1) ? 1 : 0;
+    else if (t != LUA_TNIL) luaL_error(L, "option 'external_auth' must be a boolean or nil");
+    lua_pop(L, 1);
+
+    t = lua_getfield(L, 1, "extra_properties"); /* 3 */
+    if (t == LUA_TTABLE) {
+        lua_pushnil(L);
+        while (lua_next(L, 3)) {
+            if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+                luaL_error(L, "option 'extra_properties' must map strings to strings");
+            size_t nl, vl;
+            const char *n = lua_tolstring(L, -2, &nl), *v = lua_tolstring(L, -1, &vl);
+            if (nl == 0 || !cr_xml_safe(n, nl) || !cr_xml_safe(v, vl))
+                luaL_error(L, "option 'extra_properties': names must be non-empty, names and "
+                              "values XML-safe UTF-8");
+            cr_error err;
+            if (cr_answer_config_add_extra(&c->acfg, n, nl, v, vl, &err))
+                luaL_error(L, "%s", err.text);
+            lua_pop(L, 1);
+        }
+    } else if (t != LUA_TNIL) {
+        luaL_error(L, "option 'extra_properties' must be a table");
+    }
+    lua_pop(L, 1);
+
+    t = lua_getfield(L, 1, "stanza_mt"); /* 3 */
+    if (t != LUA_TNIL && t != LUA_TTABLE) luaL_error(L, "option 'stanza_mt' must be a table");
+    lua_setiuservalue(L, 2, 1);
+
+    c->xp = cr_xml_parser_new();
+    if (!c->xp) luaL_error(L, "out of memory");
+    lua_settop(L, 2);
+    return 1;
+}
+
+static void set_str(lua_State *L, const cr_request *r, cr_str s, const char *key) {
+    if (!s.set) return;
+    lua_pushlstring(L, cr_request_str(r, s), s.len);
+    lua_setfield(L, -2, key);
+}
+
+static int push_request(lua_State *L, const cr_request *r) {
+    lua_createtable(L, 0, 5);
+    set_str(L, r, r->room, "room");
+    set_str(L, r, r->machine_uid, "machine_uid");
+    set_str(L, r, r->session_id, "session_id");
+    set_str(L, r, r->token, "token");
+    lua_createtable(L, (int)(r->nprops * 2), 0);
+    for (size_t i = 0; i < r->nprops; i++) {
+        lua_pushlstring(L, cr_request_str(r, r->props[i].name), r->props[i].name.len);
+        lua_rawseti(L, -2, (lua_Integer)(2 * i + 1));
+        lua_pushlstring(L, cr_request_str(r, r->props[i].value), r->props[i].value.len);
+        lua_rawseti(L, -2, (lua_Integer)(2 * i + 2));
+    }
+    lua_setfield(L, -2, "properties");
+    return 1;
+}
+
+/* codec:parse_xml(bytes) -> request | nil, condition, text */
+static int l_parse_xml(lua_State *L) {
+    codec *c = check_codec(L);
+    size_t len;
+    const char *s = luaL_checklstring(L, 2, &len);
+    cr_error err;
+    if (cr_xml_parse(c->xp, s, len, &c->lim, &c->req, &err)) return push_error(L, &err);
+    return push_request(L, &c->req);
+}
+
+/* codec:parse_json(bytes) -> request | nil, condition, text */
+static int l_parse_json(lua_State *L) {
+    codec *c = check_codec(L);
+    size_t len;
+    const char *s = luaL_checklstring(L, 2, &len);
+    cr_error err;
+    if (cr_json_parse(s, len, &c->lim, &c->req, &err)) return push_error(L, &err);
+    return push_request(L, &c->req);
+}
+
+/* Reads field key of the answer table (index 2) as a string; the value stays on the stack so the
+ * pointer remains valid. */
+static cr_sv answer_str(lua_State *L, const char *key, bool required) {
+    int t = lua_getfield(L, 2, key);
+    if (t == LUA_TNIL && !required) return (cr_sv){NULL, 0};
+    if (t != LUA_TSTRING) luaL_error(L, "answer.%s must be a string%s", key, required ? "" : " or nil");
+    cr_sv v;
+    v.s = lua_tolstring(L, -1, &v.len);
+    return v;
+}
+
+static bool answer_bool(lua_State *L, const char *key, bool required) {
+    int t = lua_getfield(L, 2, key);
+    bool v = false;
+    if (t == LUA_TBOOLEAN) v = lua_toboolean(L, -1);
+    else if (t != LUA_TNIL || required)
+        luaL_error(L, "answer.%s must be a boolean%s", key, required ? "" : " or nil");
+    lua_pop(L, 1);
+    return v;
+}
+
+/* Fills a from the table at index 2; pushes the string values (callers settop afterwards). */
+static void read_answer(lua_State *L, cr_answer *a) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    luaL_checkstack(L, 8, NULL);
+    a->room = answer_str(L, "room", true);
+    a->ready = answer_bool(L, "ready", true);
+    a->focus_jid = answer_str(L, "focus_jid", true);
+    a->session_id = answer_str(L, "session_id", false);
+    a->identity = answer_str(L, "identity", false);
+    a->vnode = answer_str(L, "vnode", false);
+    a->visitors_supported = answer_bool(L, "visitors_supported", false);
+    a->live_queue = answer_bool(L, "live_queue", false);
+    cr_error err;
+    if (cr_answer_check(a, &err)) luaL_error(L, "bad answer: %s", err.text);
+}
+
+/* codec:render_json(answer) -> string */
+static int l_render_json(lua_State *L) {
+    codec *c = check_codec(L);
+    cr_answer a;
+    read_answer(L, &a);
+    cr_error err;
+    if (cr_answer_render_json(&a, &c->acfg, &c->out, &err)) luaL_error(L, "%s", err.text);
+    lua_pushlstring(L, c->out.data, c->out.len);
+    return 1;
+}
+
+/* codec:render_xml(answer) -> string */
+static int l_render_xml(lua_State *L) {
+    codec *c = check_codec(L);
+    cr_answer a;
+    read_answer(L, &a);
+    cr_error err;
+    if (cr_answer_render_xml(&a, &c->acfg, &c->out, &err)) luaL_error(L, "%s", err.text);
+    lua_pushlstring(L, c->out.data, c->out.len);
+    return 1;
+}
+
+static void set_sv(lua_State *L, const char *key, cr_sv v) {
+    if (!v.s || !v.len) return;
+    lua_pushlstring(L, v.s, v.len);
+    lua_setfield(L, -2, key);
+}
+
+/* codec:render_stanza(answer) -> util.stanza element (metatable: config.stanza_mt) */
+static int l_render_stanza(lua_State *L) {
+    codec *c = check_codec(L);
+    cr_answer a;
+    read_answer(L, &a);
+    if (lua_getiuservalue(L, 1, 1) != LUA_TTABLE)
+        luaL_error(L, "render_stanza needs the codec option 'stanza_mt'");
+    int mt = lua_gettop(L);
+    luaL_checkstack(L, 10, NULL);
+    lua_createtable(L, 8, 3); /* element */
+    int el = lua_gettop(L);
+    lua_pushliteral(L, "conference");
+    lua_setfield(L, el, "name");
+    lua_createtable(L, 0, 7);
+    lua_pushliteral(L, FOCUS_NS);
+    lua_setfield(L, -2, "xmlns");
+    set_sv(L, "room", a.room);
+    lua_pushstring(L, a.ready ? "true" : "false");
+    lua_setfield(L, -2, "ready");
+    set_sv(L, "focusjid", a.focus_jid);
+    set_sv(L, "session-id", a.session_id);
+    set_sv(L, "identity", a.identity);
+    set_sv(L, "vnode", a.vnode);
+    lua_setfield(L, el, "attr");
+    lua_createtable(L, 8, 0);
+    int tags = lua_gettop(L);
+    cr_prop chunk[16];
+    size_t done = 0, n;
+    while ((n = cr_answer_properties(&a, &c->acfg, done, chunk, 16)) > 0) {
+        for (size_t i = 0; i < n; i++) {
+            lua_createtable(L, 0, 3);
+            lua_pushliteral(L, "property");
+            lua_setfield(L, -2, "name");
+            lua_createtable(L, 0, 2);
+            lua_pushlstring(L, chunk[i].name.s, chunk[i].name.len);
+            lua_setfield(L, -2, "name");
+            lua_pushlstring(L, chunk[i].value.s, chunk[i].value.len);
+            lua_setfield(L, -2, "value");
+            lua_setfield(L, -2, "attr");
+            lua_newtable(L);
+            lua_setfield(L, -2, "tags");
+            lua_pushvalue(L, mt);
+            lua_setmetatable(L, -2);
+            lua_pushvalue(L, -1);
+            lua_rawseti(L, tags, (lua_Integer)(done + i + 1));
+            lua_rawseti(L, el, (lua_Integer)(done + i + 1));
+        }
+        done += n;
+    }
+    lua_setfield(L, el, "tags");
+    lua_pushvalue(L, mt);
+    lua_setmetatable(L, el);
+    return 1;
+}
+
+static int l_codec_gc(lua_State *L) {
+    codec_release(luaL_checkudata(L, 1, CODEC_MT));
+    return 0;
+}
+
+static int l_codec_tostring(lua_State *L) {
+    codec *c = luaL_checkudata(L, 1, CODEC_MT);
+    lua_pushfstring(L, "conference_request_native.codec (%p)%s", (void *)c,
+                    c->closed ? " closed" : "");
+    return 1;
+}
+
+/* ---- registry ----------------------------------------------------------------------------- */
+
+typedef struct {
+    cr_registry *r; /* owned; NULL once closed */
+    uint64_t *ids;  /* owned scratch for handing back waiter ids */
+    size_t idcap;
+} lregistry;
+
+static lregistry *check_registry(lua_State *L) {
+    lregistry *g = luaL_checkudata(L, 1, REGISTRY_MT);
+    if (!g->r) luaL_error(L, "registry is closed");
+    return g;
+}
+
+/* Makes room for n ids in the scratch (raises on allocation failure; nothing is held). */
+static void ensure_ids(lua_State *L, lregistry *g, size_t n) {
+    if (n <= g->idcap) return;
+    size_t cap = g->idcap ? g->idcap : 64;
+    while (cap < n) cap *= 2;
+    uint64_t *p = realloc(g->ids, cap * sizeof *p);
+    if (!p) luaL_error(L, "out of memory");
+    g->ids = p;
+    g->idcap = cap;
+}
+
+/* Pushes an array of the waiter values of ids[0..n) and forgets them in the id table. */
+static void push_waiters(lua_State *L, lregistry *g, size_t n) {
+    lua_getiuservalue(L, 1, 1);
+    int tbl = lua_gettop(L);
+    lua_createtable(L, (int)n, 0);
+    lua_Integer k = 0;
+    for (size_t i = 0; i < n; i++) {
+        lua_Integer id = (lua_Integer)g->ids[i];
+        if (lua_rawgeti(L, tbl, id) == LUA_TNIL) {
+            lua_pop(L, 1);
+            continue;
+        }
+        lua_rawseti(L, -2, ++k);
+        lua_pushnil(L);
+        lua_rawseti(L, tbl, id);
+    }
+    lua_remove(L, tbl);
+}
+
+/* native.registry([config]) -> registry */
+static int l_registry(lua_State *L) {
+    static const char *const keys[] = {"max_rooms", "max_waiters_per_room", "max_waiters", NULL};
+    if (lua_isnoneornil(L, 1)) {
+        lua_settop(L, 0);
+        lua_newtable(L);
+    }
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    check_keys(L, 1, keys);
+    cr_registry_config cfg;
+    cr_registry_config_default(&cfg);
+    opt_limit(L, 1, "max_rooms", &cfg.max_rooms);
+    opt_limit(L, 1, "max_waiters_per_room", &cfg.max_waiters_per_room);
+    opt_limit(L, 1, "max_waiters", &cfg.max_waiters);
+    if (cfg.max_waiters > CR_MAX_WAITERS_LIMIT) luaL_error(L, "option 'max_waiters' is too large");
+    lregistry *g = lua_newuserdatauv(L, sizeof *g, 1);
+    memset(g, 0, sizeof *g);
+    luaL_setmetatable(L, REGISTRY_MT);
+    lua_newtable(L);
+    lua_setiuservalue(L, -2, 1);
+    g->r = cr_registry_new(&cfg);
+    if (!g->r) luaL_error(L, "out of memory");
+    return 1;
+}
+
+static void registry_release(lregistry *g) {
+    cr_registry_free(g->r);
+    g->r = NULL;
+    free(g->ids);
+    g->ids = NULL;
+    g->idcap = 0;
+}
+
+static const char *state_name(cr_room_state s) {
+    return s == CR_ROOM_PENDING ? "pending" : s == CR_ROOM_READY ? "ready" : "absent";
+}
+
+/* registry:state(room) -> "absent" | "pending" | "ready" */
+static int l_state(lua_State *L) {
+    lregistry *g = check_registry(L);
+    size_t len;
+    const char *room = luaL_checklstring(L, 2, &len);
+    lua_pushstring(L, state_name(cr_registry_state(g->r, room, len)));
+    return 1;
+}
+
+/* registry:set_ready(room) -> waiters | nil, condition, text */
+static int l_set_ready(lua_State *L) {
+    lregistry *g = check_registry(L);
+    size_t len, n;
+    const char *room = luaL_checklstring(L, 2, &len);
+    ensure_ids(L, g, cr_registry_room_waiters(g->r, room, len));
+    cr_error err;
+    if (cr_registry_set_ready(g->r, room, len, g->ids, g->idcap, &n, &err))
+        return push_error(L, &err);
+    push_waiters(L, g, n);
+    return 1;
+}
+
+/* registry:set_pending(room) -> true | nil, condition, text */
+static int l_set_pending(lua_State *L) {
+    lregistry *g = check_registry(L);
+    size_t len;
+    const char *room = luaL_checklstring(L, 2, &len);
+    cr_error err;
+    if (cr_registry_set_pending(g->r, room, len, &err)) return push_error(L, &err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* registry:forget(room) -> waiters */
+static int l_forget(lua_State *L) {
+    lregistry *g = check_registry(L);
+    size_t len;
+    const char *room = luaL_checklstring(L, 2, &len);
+    ensure_ids(L, g, cr_registry_room_waiters(g->r, room, len));
+    size_t n = cr_registry_forget(g->r, room, len, g->ids, g->idcap);
+    push_waiters(L, g, n);
+    return 1;
+}
+
+/* registry:wait(room, waiter, deadline) -> id | nil, condition, text */
+static int l_wait(lua_State *L) {
+    lregistry *g = check_registry(L);
+    size_t len;
+    const char *room = luaL_checklstring(L, 2, &len);
+    luaL_argcheck(L, !lua_isnoneornil(L, 3), 3, "waiter must not be nil");
+    double deadline = (double)luaL_checknumber(L, 4);
+    lua_getiuservalue(L, 1, 1); /* 5; reserve the slot before the core records anything */
+    uint64_t id;
+    cr_error err;
+    if (cr_registry_wait(g->r, room, len, deadline, &id, &err)) return push_error(L, &err);
+    lua_pushvalue(L, 3);
+    lua_rawseti(L, 5, (lua_Integer)id);
+    lua_pushinteger(L, (lua_Integer)id);
+    return 1;
+}
+
+/* registry:cancel(id) -> boolean */
+static int l_cancel(lua_State *L) {
+    lregistry *g = check_registry(L);
+    lua_Integer id = luaL_checkinteger(L, 2);
+    bool ok = id > 0 && cr_registry_cancel(g->r, (uint64_t)id);
+    if (ok) {
+        lua_getiuservalue(L, 1, 1);
+        lua_pushnil(L);
+        lua_rawseti(L, -2, id);
+    }
+    lua_pushboolean(L, ok);
+    return 1;
+}
+
+/* registry:expire(now) -> waiters (deadline order, then arrival) */
+static int l_expire(lua_State *L) {
+    lregistry *g = check_registry(L);
+    double now = (double)luaL_checknumber(L, 2);
+    cr_registry_stats st;
+    cr_registry_stats_get(g->r, &st);
+    ensure_ids(L, g, st.waiters);
+    size_t n = cr_registry_expire(g->r, now, g->ids, g->idcap);
+    push_waiters(L, g, n);
+    return 1;
+}
+
+/* registry:notify_due(room, now, interval) -> boolean */
+static int l_notify_due(lua_State *L) {
+    lregistry *g = check_registry(L);
+    size_t len;
+    const char *room = luaL_checklstring(L, 2, &len);
+    double now = (double)luaL_checknumber(L, 3);
+    double interval = (double)luaL_checknumber(L, 4);
+    lua_pushboolean(L, cr_registry_notify_due(g->r, room, len, now, interval));
+    return 1;
+}
+
+/* registry:stats() -> { rooms =, pending =, ready =, waiters = } */
+static int l_stats(lua_State *L) {
+    lregistry *g = check_registry(L);
+    cr_registry_stats st;
+    cr_registry_stats_get(g->r, &st);
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, (lua_Integer)st.rooms);
+    lua_setfield(L, -2, "rooms");
+    lua_pushinteger(L, (lua_Integer)st.pending);
+    lua_setfield(L, -2, "pending");
+    lua_pushinteger(L, (lua_Integer)st.ready);
+    lua_setfield(L, -2, "ready");
+    lua_pushinteger(L, (lua_Integer)st.waiters);
+    lua_setfield(L, -2, "waiters");
+    return 1;
+}
+
+static int each_step(lua_State *L) {
+    lregistry *g = luaL_checkudata(L, lua_upvalueindex(1), REGISTRY_MT);
+    if (!g->r) return 0;
+    size_t cursor = (size_t)lua_tointeger(L, lua_upvalueindex(2));
+    const char *room;
+    size_t len, waiters;
+    cr_room_state st;
+    if (!cr_registry_next(g->r, &cursor, &room, &len, &st, &waiters)) return 0;
+    lua_pushinteger(L, (lua_Integer)cursor);
+    lua_replace(L, lua_upvalueindex(2));
+    lua_pushlstring(L, room, len);
+    lua_pushstring(L, state_name(st));
+    lua_pushinteger(L, (lua_Integer)waiters);
+    return 3;
+}
+
+/* registry:each() -> iterator → room, state, waiter count */
+static int l_each(lua_State *L) {
+    check_registry(L);
+    lua_settop(L, 1);
+    lua_pushinteger(L, 0);
+    lua_pushcclosure(L, each_step, 2);
+    return 1;
+}
+
+/* #registry -> number of rooms tracked */
+static int l_len(lua_State *L) {
+    lregistry *g = luaL_checkudata(L, 1, REGISTRY_MT);
+    lua_pushinteger(L, g->r ? (lua_Integer)cr_registry_count(g->r) : 0);
+    return 1;
+}
+
+static int l_registry_gc(lua_State *L) {
+    lregistry *g = luaL_checkudata(L, 1, REGISTRY_MT);
+    registry_release(g);
+    if (lua_getiuservalue(L, 1, 1) == LUA_TTABLE) { /* drop the waiter references */
+        lua_newtable(L);
+        lua_setiuservalue(L, 1, 1);
+    }
+    return 0;
+}
+
+static int l_registry_tostring(lua_State *L) {
+    lregistry *g = luaL_checkudata(L, 1, REGISTRY_MT);
+    if (!g->r) lua_pushliteral(L, "conference_request_native.registry (closed)");
+    else
+        lua_pushfstring(L, "conference_request_native.registry (%d rooms)",
+                        (int)cr_registry_count(g->r));
+    return 1;
+}
+
+/* ---- module ------------------------------------------------------------------------------- */
+
+static void new_class(lua_State *L, const char *name, const luaL_Reg *methods,
+                      const luaL_Reg *meta) {
+    luaL_newmetatable(L, name);
+    luaL_setfuncs(L, meta, 0);
+    lua_newtable(L);
+    luaL_setfuncs(L, methods, 0);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+}
+
+int luaopen_conference_request_native(lua_State *L);
+
+int luaopen_conference_request_native(lua_State *L) {
+    luaL_checkversion(L);
+    static const luaL_Reg codec_methods[] = {
+        {"parse_xml", l_parse_xml},     {"parse_json", l_parse_json},
+        {"render_json", l_render_json}, {"render_xml", l_render_xml},
+        {"render_stanza", l_render_stanza}, {NULL, NULL}};
+    static const luaL_Reg codec_meta[] = {
+        {"__gc", l_codec_gc}, {"__close", l_codec_gc}, {"__tostring", l_codec_tostring},
+        {NULL, NULL}};
+    static const luaL_Reg registry_methods[] = {
+        {"state", l_state},   {"set_ready", l_set_ready},   {"set_pending", l_set_pending},
+        {"forget", l_forget}, {"wait", l_wait},             {"cancel", l_cancel},
+        {"expire", l_expire}, {"notify_due", l_notify_due}, {"stats", l_stats},
+        {"each", l_each},     {NULL, NULL}};
+    static const luaL_Reg registry_meta[] = {
+        {"__gc", l_registry_gc}, {"__close", l_registry_gc}, {"__tostring", l_registry_tostring},
+        {"__len", l_len}, {NULL, NULL}};
+    new_class(L, CODEC_MT, codec_methods, codec_meta);
+    new_class(L, REGISTRY_MT, registry_methods, registry_meta);
+
+    lua_createtable(L, 0, 5);
+    lua_pushcfunction(L, l_codec);
+    lua_setfield(L, -2, "codec");
+    lua_pushcfunction(L, l_registry);
+    lua_setfield(L, -2, "registry");
+    push_conditions(L);
+    lua_setfield(L, -2, "conditions");
+    lua_pushliteral(L, NATIVE_VERSION);
+    lua_setfield(L, -2, "_VERSION");
+    return 1;
+}
