@@ -1,0 +1,115 @@
+"""The built-in focus: rooms created through mod_muc, conference properties, the empty-room
+timeout, and the registry mirroring the MUC (seen through the operator's shell command)."""
+import json
+import re
+import time
+
+from conftest import EMPTY_ROOM_TIMEOUT, FOCUS, conference_of, eventually, new_room
+
+V1 = "/conference-request/v1"
+
+
+def shell_rooms(server):
+    """room -> (state, properties text) from `prosodyctl shell 'conference_request:rooms()'`."""
+    out = server.shell("conference_request:rooms()")
+    assert "room(s) tracked" in out, out
+    rooms = {}
+    for line in out.splitlines():
+        m = re.match(r"^(\S+@\S+) state=(\w+) waiters=(\d+)( unjoined)? properties: (.*)$", line)
+        if m:
+            rooms[m.group(1)] = {"state": m.group(2), "waiters": int(m.group(3)),
+                                 "unjoined": bool(m.group(4)), "properties": m.group(5)}
+    return rooms
+
+
+def parse_props(text):
+    return dict(re.findall(r'(\S+?)="((?:[^"\\]|\\.)*)"', text))
+
+
+def test_first_request_properties_are_stored_and_cannot_change(alice, server):
+    room = new_room()
+    alice.conference(room, properties=[("startMuted", "true"), ("rtcstatsEnabled", "false")])
+    alice.conference(room, properties=[("startMuted", "false"), ("injected", "yes")])
+    entry = shell_rooms(server)[room]
+    assert entry["state"] == "ready"
+    assert parse_props(entry["properties"]) == {"startMuted": "true", "rtcstatsEnabled": "false"}
+
+
+def test_http_properties_are_coerced_and_stored(web, server):
+    room = new_room()
+    r = web.post({"room": room, "properties": {"n": 1, "b": True, "f": 1.5, "s": "x", "z": None}})
+    assert r.status == 200
+    web.post({"room": room, "properties": {"n": 2}})
+    assert parse_props(shell_rooms(server)[room]["properties"]) == {"n": "1", "b": "true", "f": "1.5", "s": "x"}
+
+
+def test_room_created_by_a_user_is_ready_and_not_created_again(admin, alice, web, server):
+    room = new_room("userroom")
+    admin.join(room, "admin")  # admins may create rooms despite restrict_room_creation
+    created_before = web.request("GET", V1 + "/health").json()["rooms_created"]
+    conf = conference_of(alice.conference(room, properties=[("startMuted", "true")]))
+    assert conf.get("ready") == "true" and conf.get("focusjid") == FOCUS
+    assert web.request("GET", V1 + "/health").json()["rooms_created"] == created_before
+    entry = shell_rooms(server)[room]
+    assert entry["state"] == "ready"
+    assert entry["properties"] == "-", "properties are stored only for rooms the module creates"
+
+
+def test_users_cannot_create_rooms_but_can_join_module_created_ones(alice):
+    # restrict_room_creation is on: a plain join of a missing room is refused …
+    missing = new_room("nocreate")
+    pres = alice.join(missing, "alice")
+    assert pres["type"] == "error"
+    assert pres["error"]["condition"] == "not-allowed"
+    assert alice.disco_info(missing) == "item-not-found"
+    # … while a room the module created can be joined
+    room = new_room()
+    alice.conference(room)
+    pres = alice.join(room, "alice")
+    assert pres["type"] != "error"
+
+
+def test_unjoined_room_is_destroyed_after_the_timeout(alice, server):
+    room = new_room("empty")
+    alice.conference(room)
+    assert alice.disco_info(room) == "result"
+    assert shell_rooms(server)[room]["unjoined"]
+    gone = eventually(lambda: alice.disco_info(room) == "item-not-found", timeout=EMPTY_ROOM_TIMEOUT * 15)
+    assert gone, "an unjoined room must eventually be destroyed"
+    assert room not in shell_rooms(server), "the registry forgets destroyed rooms"
+    # asking again creates it again
+    conf = conference_of(alice.conference(room))
+    assert conf.get("ready") == "true"
+    assert alice.disco_info(room) == "result"
+
+
+def test_joined_room_is_not_destroyed(alice, server):
+    room = new_room("joined")
+    alice.conference(room)
+    alice.join(room, "alice")
+    assert not shell_rooms(server)[room]["unjoined"], "a join cancels the empty-room timeout"
+    time.sleep(EMPTY_ROOM_TIMEOUT * 2)
+    assert alice.disco_info(room) == "result"
+    # and when the last occupant leaves, mod_muc destroys it and the registry forgets it
+    alice.leave(room, "alice")
+    assert eventually(lambda: room not in shell_rooms(server), timeout=10)
+
+
+def test_requests_restart_the_empty_room_timer(alice, web):
+    room = new_room("kept")
+    web.post({"room": room})
+    end = time.monotonic() + EMPTY_ROOM_TIMEOUT * 2.5
+    while time.monotonic() < end:
+        assert web.post({"room": room}).json()["ready"] is True
+        time.sleep(EMPTY_ROOM_TIMEOUT / 4)
+        assert alice.disco_info(room) == "result"
+    assert eventually(lambda: alice.disco_info(room) == "item-not-found", timeout=EMPTY_ROOM_TIMEOUT * 15)
+
+
+def test_shell_lists_rooms_from_both_doors(alice, web, server):
+    a = new_room()
+    b = new_room()
+    alice.conference(a)
+    web.post(json.dumps({"room": b}))
+    rooms = shell_rooms(server)
+    assert rooms[a]["state"] == "ready" and rooms[b]["state"] == "ready"
