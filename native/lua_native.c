@@ -30,6 +30,7 @@ static int push_error(lua_State *L, const cr_error *err) {
 static void opt_limit(lua_State *L, int idx, const char *key, size_t *out) {
     int t = lua_getfield(L, idx, key);
     if (t != LUA_TNIL) {
+        if (t != LUA_TNUMBER) luaL_error(L, "option '%s' must be a positive integer", key);
         int isnum;
         lua_Integer v = lua_tointegerx(L, -1, &isnum);
         if (!isnum || v <= 0) luaL_error(L, "option '%s' must be a positive integer", key);
