@@ -61,6 +61,7 @@ struct opts {
 
 #define MAX_PHASES 8
 struct phase {
+	char *spec; /* owned: "NAME\0KIND\0TO" */
 	const char *name;
 	enum kind kind;
 	const char *to;
@@ -752,6 +753,7 @@ int main(int argc, char **argv)
 			char *to = strchr(k, ':');
 			if (to)
 				*to++ = '\0';
+			phases[nphases].spec = spec;
 			phases[nphases].name = spec;
 			if (!strcmp(k, "ping"))
 				phases[nphases].kind = KIND_PING;
@@ -852,6 +854,7 @@ int main(int argc, char **argv)
 		failed = r.in_flight != 0;
 	} else {
 		if (!nphases) {
+			phases[0].spec = NULL;
 			phases[0].name = o.kind == KIND_PING ? "ping" : "conf";
 			phases[0].kind = o.kind;
 			phases[0].to = o.to;
@@ -887,6 +890,8 @@ int main(int argc, char **argv)
 	}
 	free(r.conns);
 	free(r.st.lat);
+	for (int p = 0; p < nphases; p++)
+		free(phases[p].spec);
 	close(r.ep);
 	return failed;
 }

@@ -9,6 +9,9 @@
 -- XMPP request of the bench (room, machineUid, two properties with native JSON types).
 -- done() prints one line: BENCHJSON {"requests":…,"rps":…,"p50_us":…,"p99_us":…,"errors":…}
 
+-- wrk's API: the wrk table, and the init/request/done hooks this script defines.
+-- luacheck: read_globals wrk, globals init request done
+
 local method = os.getenv("BENCH_METHOD") or "POST"
 local rooms = tonumber(os.getenv("BENCH_ROOMS") or "1") or 1
 local muc = os.getenv("BENCH_MUC") or "conference.localhost"

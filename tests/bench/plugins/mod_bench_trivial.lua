@@ -11,6 +11,8 @@
 -- * Observer: counts muc-room-created / muc-room-destroyed on the MUC host, per room, so the
 --   join storm counts creations from the server. GET /bench/stats[?room=JID] returns them.
 
+-- luacheck: read_globals module prosody
+
 local st = require "util.stanza";
 local json = require "util.json";
 local http_util = require "util.http";
