@@ -16,8 +16,8 @@
 -- expire/notify_due); this file only feeds it MUC events and timer ticks and turns its verdicts
 -- into answers through the `respond` callbacks of service.lib.
 --
--- Same interface as focus.lib (built-in): new(cfg, registry, metrics) -> { start, stop, request,
--- rooms, answer, muc_api, focus_resources }.
+-- Same interface as focus.lib (built-in): new(cfg, registry, metrics, conditions) -> { start, stop,
+-- save, restore, request, rooms, answer, muc_api, focus_resources, counts }.
 
 local st = require "util.stanza";
 local jid = require "util.jid";
@@ -160,16 +160,43 @@ local function new(cfg, registry, _, conditions)
 		end
 	end
 
+	-- Rooms whose waiters all timed out stay pending with nobody waiting (the focus ignored the
+	-- notification and created nothing). They are forgotten at most once per ready_wait, so a
+	-- silent focus cannot make them pile up; forgetting one is harmless: its last notification is
+	-- at least ready_wait old, so the next request may notify again anyway.
+	local sweep_candidates, last_sweep = {}, now();
+	local function sweep()
+		local idle = {};
+		for room_jid, state, waiters in registry:each() do
+			if sweep_candidates[room_jid] and state == "pending" and waiters == 0 then
+				idle[#idle + 1] = room_jid;
+			end
+		end
+		sweep_candidates = {};
+		for _, room_jid in ipairs(idle) do
+			registry:forget(room_jid);
+		end
+		if #idle > 0 then
+			module:log("debug", "forgot %d pending room(s) nobody waits for", #idle);
+		end
+	end
+
 	-- Deadlines: one repeating timer while anyone waits.
 	local ensure_ticker;
 	local function on_tick()
 		if stopped then ticking = false; return; end
-		local expired = registry:expire(now());
+		local t = now();
+		local expired = registry:expire(t);
 		for _, w in ipairs(expired) do
 			ext.counts.timeouts = ext.counts.timeouts + 1;
+			sweep_candidates[w.room] = true;
 			finish(w, answer(w.room, false), "timeout");
 		end
-		if registry:stats().waiters > 0 then
+		if next(sweep_candidates) ~= nil and t - last_sweep >= notify_interval then
+			last_sweep = t;
+			sweep();
+		end
+		if registry:stats().waiters > 0 or next(sweep_candidates) ~= nil then
 			return tick;
 		end
 		ticking = false;
@@ -202,11 +229,13 @@ local function new(cfg, registry, _, conditions)
 			m_time_to_ready(now() - first);
 			ext.counts.ready_after_wait = ext.counts.ready_after_wait + 1;
 		end
-		module:log("info", "room %s is ready: focus %s joined (%d waiter(s) answered)", room_jid, focus_bare, #waiters);
+		local t0 = now();
 		local result = answer(room_jid, true);
 		for _, w in ipairs(waiters) do
 			finish(w, result, "ready");
 		end
+		module:log("info", "room %s is ready: focus %s joined; %d waiter(s) answered in %.1f ms", room_jid, focus_bare,
+			#waiters, (now() - t0) * 1000);
 	end
 
 	local function drop_room(room_jid, result_for, how)
@@ -453,6 +482,26 @@ local function new(cfg, registry, _, conditions)
 		local local_focus = configmanager.getconfig()[focus_host] ~= nil;
 		if prosody.hosts[focus_host] or not local_focus then
 			ask_focus_presence();
+		end
+	end
+
+	-- Reload (module.save/restore): the focus's online resources carry over, so requests right
+	-- after a reload are not told "no focus"; the probe sent at start corrects them anyway.
+	function ext.save()
+		return { focus_resources = ext.focus_resources() };
+	end
+
+	function ext.restore(saved)
+		local list = type(saved) == "table" and saved.focus_resources;
+		if type(list) ~= "table" then return; end
+		for _, resource in ipairs(list) do
+			if type(resource) == "string" then
+				local known = false;
+				for _, r in ipairs(resources) do
+					if r == resource then known = true; break; end
+				end
+				if not known then table.insert(resources, resource); end
+			end
 		end
 	end
 
