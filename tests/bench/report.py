@@ -107,6 +107,12 @@ def main():
 
     rep = {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
            "smoke": a.smoke, "machine": machine()}
+    try:
+        with open(os.path.join(raw, "loadavg.start")) as f:
+            rep["machine"]["loadavg_start"] = f.read().strip()
+    except OSError:
+        pass
+    rep["machine"]["loadavg_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     problems = []
 
     # 1. XMPP
@@ -205,7 +211,8 @@ def main():
     m = rep["machine"]
     print()
     print(f"machine: {m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB, {m['os']}, Linux {m['kernel']}, "
-          f"Prosody {m['prosody']}, {m['lua']}, expat {m['expat']}, jansson {m['jansson']}, wrk {m['wrk']}")
+          f"Prosody {m['prosody']}, {m['lua']}, expat {m['expat']}, jansson {m['jansson']}, wrk {m['wrk']}; "
+          f"load average {m.get('loadavg_start', '?')} at start, {m['loadavg_end']} at end")
     n_x = xs["ping"]["rps"]["n"]
     n_h = hs["health"]["rps"]["n"]
     print(f"{'part':<34}{'median':>12}  {'min-max':<21}{'p50 / p99 µs':>18}  {'ratio':>6}  target")

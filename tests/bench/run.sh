@@ -54,6 +54,7 @@ rm -rf "$work"
 mkdir -p "$work" "$results_dir"
 raw="$work/raw"
 mkdir -p "$raw"
+cut -d' ' -f1-3 /proc/loadavg >"$raw/loadavg.start"   # other work on the machine skews results
 
 # ---- server ----------------------------------------------------------------------------------
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
