@@ -3,7 +3,7 @@ std = "lua54"
 max_line_length = 150
 
 files["mod_conference_request/"] = {
-	globals = { "module.unload" },
+	globals = { "module.unload", "module.save", "module.restore" },
 	read_globals = { "module", "prosody" },
 }
 

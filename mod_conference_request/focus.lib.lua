@@ -119,9 +119,10 @@ local function new(cfg, registry, metrics)
 
 	-- Empty-room timeout: one timer per created room; a request moves the deadline, the timer
 	-- re-arms itself until the deadline passes, a join removes the entry.
-	local function arm(room_jid, host)
-		unjoined[room_jid] = st_time.monotonic() + cfg.empty_room_timeout;
-		module:add_timer(cfg.empty_room_timeout, function()
+	local function arm(room_jid, host, delay)
+		delay = delay or cfg.empty_room_timeout;
+		unjoined[room_jid] = st_time.monotonic() + delay;
+		module:add_timer(delay, function()
 			local deadline = unjoined[room_jid];
 			if not deadline then return; end
 			local now = st_time.monotonic();
@@ -211,8 +212,35 @@ local function new(cfg, registry, metrics)
 		return list;
 	end
 
+	-- Module reload: the empty-room deadlines survive (monotonic clock, same process).
+	function focus.save()
+		local saved = {};
+		for room_jid, deadline in pairs(unjoined) do saved[room_jid] = deadline; end
+		return saved;
+	end
+
+	function focus.restore(saved)
+		if type(saved) ~= "table" then return; end
+		local now = st_time.monotonic();
+		for room_jid, deadline in pairs(saved) do
+			local host = room_jid:match("@(.*)$");
+			if registry:state(room_jid) == "ready" and host and cfg.muc_hosts[host] then
+				arm(room_jid, host, math.max(deadline - now, 0.01));
+			end
+		end
+	end
+
+	-- Unload: nobody will answer parked requests any more; they get ready=false (SPEC §8).
 	function focus.stop()
-		-- module timers are skipped once the module is unloaded; drop our bookkeeping too
+		local rooms = {};
+		for room_jid, _, waiters in registry:each() do
+			if waiters > 0 then table.insert(rooms, room_jid); end
+		end
+		for _, room_jid in ipairs(rooms) do
+			for _, w in ipairs(registry:forget(room_jid)) do
+				w.respond(answer(room_jid, false));
+			end
+		end
 		for room_jid in pairs(unjoined) do unjoined[room_jid] = nil; end
 	end
 

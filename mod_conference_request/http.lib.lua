@@ -5,7 +5,10 @@
 --   GET     /conference-request/v1/health   {"status":"ok", …counters}
 --   other methods on those paths            405 + Allow
 --
--- CORS is done here (Prosody's per-app CORS is disabled) so that the headers are exactly ours.
+-- CORS is done here so that the headers are exactly ours. Prosody's per-app CORS stays enabled
+-- because disabling it (cors = { enabled = false }) breaks unloading in 0.12.3: mod_http then
+-- unhooks a nil handler and the module reload fails ("multitable.lua:54: table index is nil").
+-- Its handler runs before ours (priority 1); ours clears what it set and applies our policy.
 -- Errors are JSON {"error":"<condition>","message":"…"} with the status of native.conditions.
 
 local json = require "util.json";
@@ -15,7 +18,13 @@ local function new(cfg, native, codec, service, metrics, registry)
 	local started = os.time();
 
 	local function cors(request, response)
-		if cfg.http_cors_any then
+		local headers = response.headers;
+		headers.access_control_allow_methods, headers.access_control_allow_headers = nil, nil;
+		headers.access_control_max_age, headers.access_control_allow_credentials = nil, nil;
+		headers.access_control_allow_origin = nil;
+		if #cfg.http_cors == 0 then
+			return;
+		elseif cfg.http_cors_any then
 			response.headers.access_control_allow_origin = "*";
 		else
 			local origin = request.headers.origin;
@@ -102,13 +111,11 @@ local function new(cfg, native, codec, service, metrics, registry)
 		local request, response = event.request, event.response;
 		response.status_code = 204;
 		response.headers.allow = "POST, OPTIONS";
-		if #cfg.http_cors > 0 then
-			cors(request, response);
-			if response.headers.access_control_allow_origin then
-				response.headers.access_control_allow_methods = "POST, OPTIONS";
-				response.headers.access_control_allow_headers = "Content-Type, Authorization";
-				response.headers.access_control_max_age = tostring(cfg.http_cors_max_age);
-			end
+		cors(request, response);
+		if response.headers.access_control_allow_origin then
+			response.headers.access_control_allow_methods = "POST, OPTIONS";
+			response.headers.access_control_allow_headers = "Content-Type, Authorization";
+			response.headers.access_control_max_age = tostring(cfg.http_cors_max_age);
 		end
 		response:send("");
 		return true;
@@ -148,7 +155,7 @@ local function new(cfg, native, codec, service, metrics, registry)
 	module:provides("http", {
 		name = "conference_request",
 		default_path = "/conference-request",
-		cors = { enabled = false },
+		cors = { enabled = true },
 		route = route,
 	});
 

@@ -56,6 +56,14 @@ module:log("info", "serving conference requests for %s%s (built-in focus, focusj
 	#cfg.extra_mucs > 0 and (" and " .. table.concat(cfg.extra_mucs, ", ")) or "", cfg.focus_jid,
 	cfg.http and ", HTTP door on" or "");
 
+function module.save()
+	return { unjoined = focus.save() };
+end
+
+function module.restore(state)
+	focus.restore(state and state.unjoined);
+end
+
 function module.unload()
 	focus.stop();
 	shell.stop();

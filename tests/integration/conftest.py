@@ -63,25 +63,50 @@ class Server:
             return f.read()
 
 
-@pytest.fixture(scope="session")
-def server():
+def start_server(name, extra_config=None, env_extra=None, check=True):
+    """Generates a config (tests/server/genconf.sh) under .work/NAME-PID and starts Prosody.
+    `extra_config` is appended to the config (it lands in the focus.localhost section).
+    Returns the Server, or (with check=False) the completed start.sh process when it failed."""
     work = os.path.join(REPO, "tests", "integration", ".work")
-    os.makedirs(work, exist_ok=True)
-    directory = os.path.join(work, "server-%d" % os.getpid())
+    directory = os.path.join(work, "%s-%d" % (name, os.getpid()))
     shutil.rmtree(directory, ignore_errors=True)
+    os.makedirs(directory)
     base = _free_port_base()
     env = dict(os.environ, CR_EMPTY_ROOM_TIMEOUT=str(EMPTY_ROOM_TIMEOUT),
                CR_LOG_LEVEL=os.environ.get("CR_LOG_LEVEL", "debug"))
-    subprocess.run([os.path.join(SERVER, "genconf.sh"), directory, str(base)], check=True, env=env,
-                   stdout=subprocess.DEVNULL)
-    subprocess.run([os.path.join(SERVER, "start.sh"), directory], check=True, env=env)
+    env.update(env_extra or {})
+    if extra_config:
+        path = os.path.join(directory, "extra.cfg.lua")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(extra_config)
+        env["CR_EXTRA_CONFIG"] = path
+    gen = subprocess.run([os.path.join(SERVER, "genconf.sh"), directory, str(base)], env=env,
+                         capture_output=True, text=True)
+    if gen.returncode != 0:
+        raise RuntimeError("genconf.sh failed: %s%s" % (gen.stdout, gen.stderr))
+    started = subprocess.run([os.path.join(SERVER, "start.sh"), directory], env=env,
+                             capture_output=not check, text=True)
     srv = Server(directory, base)
+    if started.returncode != 0:
+        if check:
+            raise RuntimeError("server %s did not start" % name)
+        return srv, started
+    return srv, None
+
+
+def stop_server(srv):
+    subprocess.run([os.path.join(SERVER, "stop.sh"), srv.dir], check=False)
+    if os.environ.get("CR_KEEP_WORK") != "1":
+        shutil.rmtree(srv.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def server():
+    srv, _ = start_server("server")
     try:
         yield srv
     finally:
-        subprocess.run([os.path.join(SERVER, "stop.sh"), directory], check=False)
-        if os.environ.get("CR_KEEP_WORK") != "1":
-            shutil.rmtree(directory, ignore_errors=True)
+        stop_server(srv)
 
 
 # ---------------------------------------------------------------------------------------- HTTP

@@ -7,12 +7,13 @@ cd "$(dirname "$0")"
 py=/usr/bin/python3
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-"$py" -m pytest -p no:cacheprovider -q -rfE "$@" . 2>&1 | tee "$out"
+[ $# -gt 0 ] || set -- .
+"$py" -m pytest -p no:cacheprovider -q -rfE "$@" 2>&1 | tee "$out"
 rc=${PIPESTATUS[0]}
 summary=$(grep -E '^(=+ )?[0-9]+ (passed|failed|error)' "$out" | tail -n 1)
 count() { grep -oE "[0-9]+ $1" <<<"$summary" | grep -oE '^[0-9]+' || echo 0; }
 passed=$(count passed)
-failed=$(( $(count failed) + $(count error) + $(count errors) ))
+failed=$(( $(count failed) + $(count 'errors?') ))
 if [ "$rc" != 0 ] && [ "$failed" = 0 ]; then failed=1; fi
 echo "integration: $passed passed, $failed failed"
 [ "$rc" = 0 ] && [ "$failed" = 0 ]

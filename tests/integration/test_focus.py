@@ -113,3 +113,21 @@ def test_shell_lists_rooms_from_both_doors(alice, web, server):
     web.post(json.dumps({"room": b}))
     rooms = shell_rooms(server)
     assert rooms[a]["state"] == "ready" and rooms[b]["state"] == "ready"
+
+
+def test_module_reload_rebuilds_state_and_keeps_serving(alice, web, server):
+    kept = new_room("reload")
+    alice.conference(kept, properties=[("startMuted", "true")])
+    alice.join(kept, "alice")
+    empty = new_room("reload-empty")
+    assert web.post({"room": empty}).status == 200
+    out = server.shell('module:reload("conference_request", "focus.localhost")')
+    assert "OK" in out, out
+    rooms = shell_rooms(server)
+    assert rooms[kept]["state"] == "ready", "tracked state is rebuilt from the live MUC rooms"
+    assert parse_props(rooms[kept]["properties"]) == {"startMuted": "true"}
+    assert web.post({"room": kept}).json()["ready"] is True
+    assert conference_of(alice.conference(kept)).get("ready") == "true"
+    # a room created before the reload and never joined still expires
+    assert eventually(lambda: alice.disco_info(empty) == "item-not-found", timeout=EMPTY_ROOM_TIMEOUT * 15)
+    assert alice.disco_info(kept) == "result"

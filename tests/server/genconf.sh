@@ -12,7 +12,11 @@
 # Environment hooks:
 #   CR_FOCUS                external focus JID → conference_request_focus
 #   CR_EXTRA_PLUGIN_PATHS   colon-separated dirs appended to plugin_paths
-#   CR_EXTRA_CONFIG         a file whose text is appended to the config
+#   CR_EXTRA_CONFIG         a file whose text is appended to the config; it lands inside the
+#                           Component "focus.localhost" section (the last one) unless it opens a
+#                           new section (re-opening that component needs its module name:
+#                           Component "focus.localhost" "conference_request"). It must not
+#                           repeat an option set above: Prosody 0.12.3 fails on duplicates.
 #   CR_LOG_LEVEL            minimum log level (default info)
 #   CR_EMPTY_ROOM_TIMEOUT   conference_request_empty_room_timeout in seconds (default: module's 60)
 #   CR_LOG_CONSOLE=1        also log to the console (tests/server/run.sh sets it)
@@ -93,6 +97,7 @@ c2s_ports = { $c2s_port }
 c2s_interfaces = { "127.0.0.1" }
 c2s_direct_tls_ports = { }
 s2s_ports = { }
+component_ports = { }
 http_ports = { $http_port }
 http_interfaces = { "127.0.0.1" }
 https_ports = { }
@@ -133,6 +138,10 @@ if [ -n "${CR_EXTRA_CONFIG:-}" ]; then
 fi
 
 for user in alice bob admin; do
-    prosodyctl --config "$cfg" register "$user" localhost secret >/dev/null
+    if ! out=$(prosodyctl --config "$cfg" register "$user" localhost secret 2>&1); then
+        echo "$0: registering $user@localhost failed (is $cfg valid?):" >&2
+        echo "$out" >&2
+        exit 1
+    fi
 done
 echo "$cfg"
