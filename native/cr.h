@@ -259,7 +259,7 @@ void cr_registry_config_default(cr_registry_config *c);
 cr_registry *cr_registry_new(const cr_registry_config *cfg);
 void cr_registry_free(cr_registry *r);
 
-/* Keys (room, borrowed) are byte strings of any length ≤ UINT32_MAX. */
+/* Keys (room, borrowed) are byte strings of any length ≤ UINT32_MAX. err (caller's) may be NULL. */
 cr_room_state cr_registry_state(const cr_registry *r, const char *room, size_t len);
 /* Number of waiters of the room (0 when not pending). */
 size_t cr_registry_room_waiters(const cr_registry *r, const char *room, size_t len);

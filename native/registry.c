@@ -308,6 +308,8 @@ static room *get_or_create(cr_registry *r, const char *key, size_t len, bool *cr
 
 cr_condition cr_registry_set_ready(cr_registry *r, const char *key, size_t len, uint64_t *ids,
                                    size_t cap, size_t *n, cr_error *err) {
+    cr_error local;
+    if (!err) err = &local;
     *n = 0;
     room *x = find(r, key, len);
     if (x && x->pending && x->pending->count > cap)
@@ -326,6 +328,8 @@ cr_condition cr_registry_set_ready(cr_registry *r, const char *key, size_t len, 
 }
 
 cr_condition cr_registry_set_pending(cr_registry *r, const char *key, size_t len, cr_error *err) {
+    cr_error local;
+    if (!err) err = &local;
     bool created;
     room *x = get_or_create(r, key, len, &created, err);
     if (!x) return err->condition;
