@@ -115,6 +115,16 @@ local function new(cfg, registry, metrics)
 		module:hook_global("host-activated", function(host)
 			if cfg.muc_hosts[host] then attach(host); end
 		end);
+		local function check_mucs()
+			for host in pairs(cfg.muc_hosts) do
+				if not muc_api(host) then
+					module:log("warn", "%s is not a MUC component of this server (no mod_muc there): "
+						.. "requests for its rooms get service-unavailable", host);
+				end
+			end
+		end
+		-- once every host has been activated (timers run only once the main loop does)
+		module:add_timer(1, check_mucs);
 	end
 
 	-- Empty-room timeout: one timer per created room; a request moves the deadline, the timer

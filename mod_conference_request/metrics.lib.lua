@@ -22,6 +22,22 @@ local function new(registry)
 	local measure_created = module:measure("rooms_created", "rate");
 	local measure_destroyed = module:measure("rooms_expired", "rate");
 
+	-- request_<door>_<outcome> rates, looked up without building strings per request
+	local by_door = setmetatable({}, { __index = function(t, door)
+		local outcomes = setmetatable({}, { __index = function(o, outcome)
+			local f = rate("request_" .. door .. "_" .. outcome);
+			o[outcome] = f;
+			return f;
+		end });
+		t[door] = outcomes;
+		return outcomes;
+	end });
+	local by_condition = setmetatable({}, { __index = function(t, condition)
+		local f = rate("error_" .. condition:gsub("%-", "_"));
+		t[condition] = f;
+		return f;
+	end });
+
 	-- door: "xmpp" | "http"; outcome: "ready" | "not_ready" | "error"
 	function self.request(door, outcome, condition)
 		local counts = self.counts;
@@ -32,9 +48,9 @@ local function new(registry)
 			counts.not_ready = counts.not_ready + 1;
 		else
 			counts.errors = counts.errors + 1;
-			rate("error_" .. (condition or "unknown"):gsub("%-", "_"))();
+			by_condition[condition or "unknown"]();
 		end
-		rate("request_" .. door .. "_" .. outcome)();
+		by_door[door][outcome]();
 	end
 
 	function self.room_created()
