@@ -293,4 +293,59 @@ size_t cr_registry_count(const cr_registry *r);
 bool cr_registry_next(const cr_registry *r, size_t *cursor, const char **room, size_t *len,
                       cr_room_state *state, size_t *waiters);
 
+/* ---------------------------------------------------------------------------------------------
+ * Legacy jabber:iq:conference payload (legacy.c), SPEC §7 — section owned by the legacy work
+ * ------------------------------------------------------------------------------------------- */
+#define CR_LEGACY_NS "jabber:iq:conference"
+
+typedef struct {
+    size_t max_nicks;  /* <nick> elements in one payload (16) */
+    size_t max_nick;   /* bytes of one nick (1023, a JID resource) */
+    size_t max_secret; /* bytes of <secret> (1023) */
+    size_t max_name;   /* bytes of <name> (1023) */
+    size_t max_depth;  /* element nesting, the payload element is depth 1 (8) */
+} cr_legacy_limits;
+
+/* Fills l (caller's) with the defaults above. */
+void cr_legacy_limits_default(cr_legacy_limits *l);
+
+/* A parsed payload. Strings are cr_str into arena (NUL-terminated). Reusable: the parser resets it
+ * and keeps its storage. */
+typedef struct {
+    cr_buf arena;      /* owned by the request */
+    cr_str *nicks;     /* owned by the request; nicks[0..nnicks), document order, may be empty */
+    size_t nnicks;
+    size_t nicks_cap;
+    cr_str secret;     /* <secret> text; set even when empty; the last one wins */
+    cr_str name;       /* <name> text; the last one wins */
+    bool privacy;      /* a <privacy/> child was present */
+} cr_legacy_request;
+
+/* Initializes an empty request (no allocation). */
+void cr_legacy_request_init(cr_legacy_request *r);
+/* Frees everything r owns (r itself is the caller's). */
+void cr_legacy_request_free(cr_legacy_request *r);
+/* Pointer to the bytes of s in r's arena (owned by r, valid until r changes); NULL when absent. */
+const char *cr_legacy_str(const cr_legacy_request *r, cr_str s);
+
+typedef struct cr_legacy_parser cr_legacy_parser;
+
+/* Creates a parser (one expat parser with namespace processing, its own hash salt); lim is copied.
+ * NULL on allocation failure. Caller frees with cr_legacy_parser_free. */
+cr_legacy_parser *cr_legacy_parser_new(const cr_legacy_limits *lim);
+void cr_legacy_parser_free(cr_legacy_parser *p);
+/* Parses one serialized payload element in jabber:iq:conference (any element name) from
+ * bytes[0..len) (borrowed) into req (reset first; caller's). Only direct children in the namespace
+ * count: <nick> (text, repeated), <secret> (text), <name> (text), <privacy/> (flag); anything else
+ * is ignored (but depth-checked). Text inside a field must be character data only.
+ * Errors: not well-formed, DTD/entity declarations, depth, wrong namespace, an element inside a
+ * text field → CR_BAD_REQUEST; more than max_nicks nicks, a nick/secret/name over its byte limit →
+ * CR_POLICY_VIOLATION naming the limit; allocation failure → CR_INTERNAL_SERVER_ERROR. */
+cr_condition cr_legacy_parse(cr_legacy_parser *p, const char *bytes, size_t len,
+                             cr_legacy_request *req, cr_error *err);
+/* True when nick (borrowed) is exactly 40 lowercase or uppercase hex digits: the shape of a
+ * participant id, which a nick must not take. */
+bool cr_legacy_nick_is_id(const char *nick, size_t len);
+/* end of the legacy section */
+
 #endif

@@ -609,6 +609,122 @@ static void new_class(lua_State *L, const char *name, const luaL_Reg *methods,
     lua_pop(L, 1);
 }
 
+/* ---- legacy jabber:iq:conference payload (legacy section) --------------------------------- */
+
+#define LEGACY_MT "conference_request_native.legacy_parser"
+
+typedef struct {
+    cr_legacy_parser *p;   /* owned */
+    cr_legacy_request req; /* owned, reused */
+    bool closed;
+} legacy_parser;
+
+static void legacy_release(legacy_parser *lp) {
+    if (lp->closed) return;
+    lp->closed = true;
+    cr_legacy_parser_free(lp->p);
+    lp->p = NULL;
+    cr_legacy_request_free(&lp->req);
+}
+
+/* native.legacy_parser([config]) -> parser
+ * config: max_nicks (16), max_nick (1023), max_secret (1023), max_name (1023), max_depth (8) */
+static int l_legacy_parser(lua_State *L) {
+    static const char *const keys[] = {"max_nicks", "max_nick", "max_secret", "max_name",
+                                       "max_depth", NULL};
+    if (lua_isnoneornil(L, 1)) {
+        lua_settop(L, 0);
+        lua_newtable(L);
+    }
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    check_keys(L, 1, keys);
+    cr_legacy_limits lim;
+    cr_legacy_limits_default(&lim);
+    opt_limit(L, 1, "max_nicks", &lim.max_nicks);
+    opt_limit(L, 1, "max_nick", &lim.max_nick);
+    opt_limit(L, 1, "max_secret", &lim.max_secret);
+    opt_limit(L, 1, "max_name", &lim.max_name);
+    opt_limit(L, 1, "max_depth", &lim.max_depth);
+    legacy_parser *lp = lua_newuserdatauv(L, sizeof *lp, 0);
+    memset(lp, 0, sizeof *lp);
+    lp->closed = true; /* nothing to free until initialized */
+    luaL_setmetatable(L, LEGACY_MT);
+    cr_legacy_request_init(&lp->req);
+    lp->p = cr_legacy_parser_new(&lim);
+    if (!lp->p) return luaL_error(L, "out of memory");
+    lp->closed = false;
+    return 1;
+}
+
+static legacy_parser *check_legacy(lua_State *L) {
+    legacy_parser *lp = luaL_checkudata(L, 1, LEGACY_MT);
+    if (lp->closed) luaL_error(L, "legacy parser is closed");
+    return lp;
+}
+
+static void legacy_set_str(lua_State *L, const cr_legacy_request *r, cr_str s, const char *key) {
+    if (!s.set) return;
+    lua_pushlstring(L, cr_legacy_str(r, s), s.len);
+    lua_setfield(L, -2, key);
+}
+
+/* parser:parse(bytes) -> { nicks = { … }, secret = s|nil, name = s|nil, privacy = boolean }
+ *                      | nil, condition, text */
+static int l_legacy_parse(lua_State *L) {
+    legacy_parser *lp = check_legacy(L);
+    size_t len;
+    const char *bytes = luaL_checklstring(L, 2, &len);
+    cr_error err = {CR_OK, ""};
+    if (cr_legacy_parse(lp->p, bytes, len, &lp->req, &err) != CR_OK) return push_error(L, &err);
+    const cr_legacy_request *r = &lp->req;
+    lua_createtable(L, 0, 4);
+    lua_createtable(L, (int)r->nnicks, 0);
+    for (size_t i = 0; i < r->nnicks; i++) {
+        lua_pushlstring(L, cr_legacy_str(r, r->nicks[i]), r->nicks[i].len);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    lua_setfield(L, -2, "nicks");
+    legacy_set_str(L, r, r->secret, "secret");
+    legacy_set_str(L, r, r->name, "name");
+    lua_pushboolean(L, r->privacy);
+    lua_setfield(L, -2, "privacy");
+    return 1;
+}
+
+/* native.legacy_nick_is_id(nick) -> boolean (40 hex digits: the shape of a participant id) */
+static int l_legacy_nick_is_id(lua_State *L) {
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    lua_pushboolean(L, cr_legacy_nick_is_id(s, len));
+    return 1;
+}
+
+static int l_legacy_gc(lua_State *L) {
+    legacy_release(luaL_checkudata(L, 1, LEGACY_MT));
+    return 0;
+}
+
+static int l_legacy_tostring(lua_State *L) {
+    legacy_parser *lp = luaL_checkudata(L, 1, LEGACY_MT);
+    lua_pushfstring(L, "legacy_parser: %p%s", (void *)lp, lp->closed ? " (closed)" : "");
+    return 1;
+}
+
+/* Registers the legacy class and adds legacy_parser / legacy_nick_is_id to the module table on
+ * top of the stack. */
+static void open_legacy(lua_State *L) {
+    static const luaL_Reg methods[] = {{"parse", l_legacy_parse}, {NULL, NULL}};
+    static const luaL_Reg meta[] = {{"__gc", l_legacy_gc}, {"__close", l_legacy_gc},
+                                    {"__tostring", l_legacy_tostring}, {NULL, NULL}};
+    new_class(L, LEGACY_MT, methods, meta);
+    lua_pushcfunction(L, l_legacy_parser);
+    lua_setfield(L, -2, "legacy_parser");
+    lua_pushcfunction(L, l_legacy_nick_is_id);
+    lua_setfield(L, -2, "legacy_nick_is_id");
+}
+/* ---- end of the legacy section ------------------------------------------------------------ */
+
 int luaopen_conference_request_native(lua_State *L);
 
 int luaopen_conference_request_native(lua_State *L) {
@@ -640,5 +756,6 @@ int luaopen_conference_request_native(lua_State *L) {
     lua_setfield(L, -2, "conditions");
     lua_pushliteral(L, NATIVE_VERSION);
     lua_setfield(L, -2, "_VERSION");
+    open_legacy(L); /* legacy section */
     return 1;
 }
