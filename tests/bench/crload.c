@@ -23,6 +23,8 @@
  *   --timeout S       give up waiting for answers after S seconds (default 30)
  *   --phase NAME:ping | NAME:conf:TO   (load, repeatable) phases run in turn over the same
  *                     connections with the same window; --reps N repeats the sequence
+ *   --server-pid PID  (load) also report the server's CPU time per answered IQ and its CPU use
+ *                     over the measured window (from /proc/PID/stat)
  *   --show-request    print one request and its size on stderr
  */
 #define _POSIX_C_SOURCE 200809L
@@ -57,6 +59,7 @@ struct opts {
 	double duration, warmup, timeout;
 	long requests, http_requests;
 	int batch, show_request, reps;
+	int server_pid;
 };
 
 #define MAX_PHASES 8
@@ -355,6 +358,7 @@ struct run {
 	int sending;          /* load: still sending new requests */
 	enum kind kind;       /* current phase */
 	const char *to;
+	double cpu_start, cpu_end; /* server CPU seconds at t_measure and t_end (-1: unknown) */
 	struct stats st;
 	long in_flight;
 };
@@ -619,6 +623,40 @@ static void on_readable(struct run *r, struct conn *c, double t)
 	conn_flush(r, c);
 }
 
+/* CPU seconds (user + system) used so far by process pid, or -1. */
+static double proc_cpu_secs(int pid)
+{
+	if (pid <= 0)
+		return -1;
+	char path[64], line[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -1;
+	size_t n = fread(line, 1, sizeof line - 1, f);
+	fclose(f);
+	line[n] = '\0';
+	const char *p = strrchr(line, ')');
+	if (!p)
+		return -1;
+	/* after ')': state(3) ppid(4) … utime(14) stime(15) */
+	unsigned long long ut = 0, stm = 0;
+	int field = 2;
+	for (const char *q = p + 1; *q && field < 15;) {
+		while (*q == ' ')
+			q++;
+		field++;
+		if (field == 14)
+			ut = strtoull(q, NULL, 10);
+		else if (field == 15)
+			stm = strtoull(q, NULL, 10);
+		while (*q && *q != ' ')
+			q++;
+	}
+	long hz = sysconf(_SC_CLK_TCK);
+	return hz > 0 ? (double)(ut + stm) / (double)hz : -1;
+}
+
 /* One phase: start every connection's window (or batch quota), run until done; stats in r->st. */
 static void run_phase(struct run *r)
 {
@@ -630,6 +668,8 @@ static void run_phase(struct run *r)
 	r->t_measure = t0 + o->warmup;
 	r->t_end = r->t_measure + o->duration;
 	r->sending = 1;
+	r->cpu_start = r->cpu_end = -1;
+	int cpu_started = 0;
 	long http_room = 0;
 	for (int i = 0; i < r->nconns; i++) {
 		struct conn *c = &r->conns[i];
@@ -656,15 +696,21 @@ static void run_phase(struct run *r)
 	double give_up = o->batch ? t0 + o->timeout : r->t_end + o->timeout;
 	for (;;) {
 		double t = now_s();
-		if (!o->batch && r->sending && t >= r->t_end)
+		if (!o->batch && !cpu_started && t >= r->t_measure) {
+			r->cpu_start = proc_cpu_secs(o->server_pid);
+			cpu_started = 1;
+		}
+		if (!o->batch && r->sending && t >= r->t_end) {
 			r->sending = 0;
+			r->cpu_end = proc_cpu_secs(o->server_pid);
+		}
 		if ((o->batch || !r->sending) && r->in_flight == 0)
 			break;
 		if (t >= give_up) {
 			fprintf(stderr, "crload: %ld answers missing after the timeout\n", r->in_flight);
 			break;
 		}
-		int n = epoll_wait(r->ep, evs, 256, 50);
+		int n = epoll_wait(r->ep, evs, 256, 10);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -739,6 +785,7 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--http-conns")) o.http_conns = atoi(need(argc, argv, &i));
 		else if (!strcmp(a, "--show-request")) o.show_request = 1;
 		else if (!strcmp(a, "--reps")) o.reps = atoi(need(argc, argv, &i));
+		else if (!strcmp(a, "--server-pid")) o.server_pid = atoi(need(argc, argv, &i));
 		else if (!strcmp(a, "--phase")) {
 			/* NAME:ping or NAME:conf:TO */
 			if (nphases == MAX_PHASES)
@@ -867,10 +914,15 @@ int main(int argc, char **argv)
 				run_phase(&r);
 				printf("{\"mode\":\"load\",\"phase\":\"%s\",\"rep\":%d,\"conns\":%d,\"window\":%d,"
 				       "\"secs\":%.3f,\"answered\":%ld,\"rps\":%.1f,\"p50_us\":%.0f,\"p99_us\":%.0f,"
-				       "\"errors\":%ld,\"not_ready\":%ld,\"missing\":%ld}\n",
+				       "\"errors\":%ld,\"not_ready\":%ld,\"missing\":%ld",
 				       phases[p].name, rep, o.conns, o.window, o.duration, r.st.measured,
 				       (double)r.st.measured / o.duration, pct(&r.st, 0.5), pct(&r.st, 0.99),
 				       r.st.errors, r.st.not_ready, r.in_flight);
+				if (r.cpu_start >= 0 && r.cpu_end >= 0 && r.st.measured > 0)
+					printf(",\"server_cpu_util\":%.3f,\"server_cpu_us_per_req\":%.1f",
+					       (r.cpu_end - r.cpu_start) / o.duration,
+					       (r.cpu_end - r.cpu_start) * 1e6 / (double)r.st.measured);
+				printf("}\n");
 				fflush(stdout);
 				failed = r.in_flight != 0;
 			}

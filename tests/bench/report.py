@@ -125,7 +125,9 @@ def main():
         xs[phase] = {"rps": summary([r["rps"] for r in runs]), "p50_us": summary([r["p50_us"] for r in runs]),
                      "p99_us": summary([r["p99_us"] for r in runs]),
                      "errors": sum(r["errors"] for r in runs), "not_ready": sum(r["not_ready"] for r in runs),
-                     "missing": sum(r["missing"] for r in runs), "runs": runs}
+                     "missing": sum(r["missing"] for r in runs),
+                     "server_cpu_us_per_req": summary([r.get("server_cpu_us_per_req") for r in runs]),
+                     "server_cpu_util": summary([r.get("server_cpu_util") for r in runs]), "runs": runs}
         rep[f"xmpp_{phase}_rps"] = xs[phase]["rps"]["median"]
         rep[f"xmpp_{phase}_p50_us"] = xs[phase]["p50_us"]["median"]
         rep[f"xmpp_{phase}_p99_us"] = xs[phase]["p99_us"]["median"]
@@ -142,10 +144,15 @@ def main():
     http = read_lines(os.path.join(raw, "http.jsonl"))
     hs = {}
     for phase in ("health", "trivial", "module"):
-        runs = [r["wrk"] for r in http if r.get("phase") == phase]
+        lines = [r for r in http if r.get("phase") == phase]
+        runs = [r["wrk"] for r in lines]
+        cpu = [r["server_cpu_secs"] * 1e6 / r["wrk"]["requests"] if r.get("server_cpu_secs") and r["wrk"]["requests"]
+               else None for r in lines]
+        util = [r["server_cpu_secs"] / r["wrk"]["secs"] if r.get("server_cpu_secs") and r["wrk"]["secs"] else None
+                for r in lines]
         hs[phase] = {"rps": summary([r["rps"] for r in runs]), "p50_us": summary([r["p50_us"] for r in runs]),
                      "p99_us": summary([r["p99_us"] for r in runs]), "errors": sum(r["errors"] for r in runs),
-                     "runs": runs}
+                     "server_cpu_us_per_req": summary(cpu), "server_cpu_util": summary(util), "runs": runs}
         rep[f"http_{phase}_rps"] = hs[phase]["rps"]["median"]
         rep[f"http_{phase}_p50_us"] = hs[phase]["p50_us"]["median"]
         rep[f"http_{phase}_p99_us"] = hs[phase]["p99_us"]["median"]
@@ -215,23 +222,32 @@ def main():
           f"load average {m.get('loadavg_start', '?')} at start, {m['loadavg_end']} at end")
     n_x = xs["ping"]["rps"]["n"]
     n_h = hs["health"]["rps"]["n"]
-    print(f"{'part':<34}{'median':>12}  {'min-max':<21}{'p50 / p99 µs':>18}  {'ratio':>6}  target")
+    print(f"{'part':<34}{'median':>12}  {'min-max':<21}{'p50 / p99 µs':>18}  {'server':>14}  {'ratio':>6}  target")
 
-    def row(label, s, p50, p99, ratio="", target="", unit="/s"):
+    def row(label, s, p50, p99, ratio="", target="", unit="/s", cpu=None):
         mm = f"{fmt_num(s['min'])}-{fmt_num(s['max'])}" if s["n"] else "-"
         lat = f"{fmt_num(p50)} / {fmt_num(p99)}" if p50 is not None else ""
-        print(f"{label:<34}{fmt_num(s['median']) + unit:>12}  {mm:<21}{lat:>18}  {ratio:>6}  {target}")
+        srv = ""
+        if cpu and cpu["server_cpu_us_per_req"]["median"] is not None:
+            srv = (f"{cpu['server_cpu_us_per_req']['median']:.0f} µs "
+                   f"{cpu['server_cpu_util']['median'] * 100:.0f}%")
+        print(f"{label:<34}{fmt_num(s['median']) + unit:>12}  {mm:<21}{lat:>18}  {srv:>14}  {ratio:>6}  {target}")
 
+    print("   (server = Prosody CPU time per answered request, and its CPU use, from /proc/PID/stat)")
     print(f"1. XMPP IQs/s ({n_x} reps, alternating)")
-    row("   ping (XEP-0199, context)", xs["ping"]["rps"], rep["xmpp_ping_p50_us"], rep["xmpp_ping_p99_us"])
-    row("   trivial component (ceiling)", xs["trivial"]["rps"], rep["xmpp_trivial_p50_us"], rep["xmpp_trivial_p99_us"])
+    row("   ping (XEP-0199, context)", xs["ping"]["rps"], rep["xmpp_ping_p50_us"], rep["xmpp_ping_p99_us"],
+        cpu=xs["ping"])
+    row("   trivial component (ceiling)", xs["trivial"]["rps"], rep["xmpp_trivial_p50_us"], rep["xmpp_trivial_p99_us"],
+        cpu=xs["trivial"])
     row("   mod_conference_request", xs["module"]["rps"], rep["xmpp_module_p50_us"], rep["xmpp_module_p99_us"],
-        fmt_num(rep["xmpp_ratio"], 3), f">= 0.90 {verdicts['xmpp_ratio']}")
+        fmt_num(rep["xmpp_ratio"], 3), f">= 0.90 {verdicts['xmpp_ratio']}", cpu=xs["module"])
     print(f"2. HTTP requests/s ({n_h} reps, alternating)")
-    row("   GET health (context)", hs["health"]["rps"], rep["http_health_p50_us"], rep["http_health_p99_us"])
-    row("   trivial POST (ceiling)", hs["trivial"]["rps"], rep["http_trivial_p50_us"], rep["http_trivial_p99_us"])
+    row("   GET health (context)", hs["health"]["rps"], rep["http_health_p50_us"], rep["http_health_p99_us"],
+        cpu=hs["health"])
+    row("   trivial POST (ceiling)", hs["trivial"]["rps"], rep["http_trivial_p50_us"], rep["http_trivial_p99_us"],
+        cpu=hs["trivial"])
     row("   POST /conference-request/v1", hs["module"]["rps"], rep["http_module_p50_us"], rep["http_module_p99_us"],
-        fmt_num(rep["http_ratio"], 3), f">= 0.90 {verdicts['http_ratio']}")
+        fmt_num(rep["http_ratio"], 3), f">= 0.90 {verdicts['http_ratio']}", cpu=hs["module"])
     print(f"3. join storm: {rep['storm_requests']} requests for one new room: answered {rep['storm_answered']}, "
           f"rooms created {rep['storm_creations']} (MUC events), focus notifications "
           f"{rep['storm_focus_notifications']} (module counter), all ready={rep['storm_all_ready']}, "

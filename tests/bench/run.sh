@@ -83,6 +83,9 @@ stop_server() { tests/server/stop.sh "$server" >/dev/null 2>&1 || true; }
 trap stop_server EXIT
 tests/server/start.sh "$server" >&2
 base="http://127.0.0.1:$http_port"
+server_pid=$(cat "$server/server.pid")
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$server_pid/stat" 2>/dev/null || echo 0; }
+clk_tck=$(getconf CLK_TCK)
 curl -fsS -m 5 -H 'Host: localhost' "$base/bench/stats" >/dev/null ||
     { echo "run.sh: the bench plugin does not answer on $base/bench/stats" >&2; exit 1; }
 
@@ -99,7 +102,8 @@ cat "$raw/prepare.json" >&2
 log "XMPP: ping / trivial / module, $conns connections x window $window, $reps x ${secs}s (+${warm}s warm-up) each"
 $crload load --port "$c2s_port" "${user[@]}" --conns "$conns" --window "$window" --rooms "$rooms" \
     --phase ping:ping --phase trivial:conf:bench.localhost --phase module:conf:focus.localhost \
-    --reps "$reps" --duration "$secs" --warmup "$warm" --show-request >"$raw/xmpp.jsonl" 2>"$raw/xmpp.err" ||
+    --reps "$reps" --duration "$secs" --warmup "$warm" --server-pid "$server_pid" --show-request \
+    >"$raw/xmpp.jsonl" 2>"$raw/xmpp.err" ||
     { cat "$raw/xmpp.err" >&2; exit 1; }
 cat "$raw/xmpp.err" >&2
 
@@ -112,11 +116,14 @@ run_wrk() {  # phase rep secs
         trivial) url="$base/bench/trivial" ;;
         module) url="$base/conference-request/v1" ;;
     esac
-    local line
+    local line t0 t1
+    t0=$(cpu_ticks)
     line=$(BENCH_METHOD=$method BENCH_ROOMS=$rooms wrk -t1 -c"$wrk_conns" -d"${d}s" --timeout 10s \
         -s tests/bench/wrk.lua "$url" | sed -n 's/^BENCHJSON //p')
+    t1=$(cpu_ticks)
     [ -n "$line" ] || { echo "run.sh: wrk printed no result for $phase" >&2; return 1; }
-    printf '{"phase":"%s","rep":%d,"wrk":%s}\n' "$phase" "$rep" "$line"
+    printf '{"phase":"%s","rep":%d,"server_cpu_secs":%s,"wrk":%s}\n' "$phase" "$rep" \
+        "$(awk -v a="$t0" -v b="$t1" -v hz="$clk_tck" 'BEGIN { printf "%.3f", (b - a) / hz }')" "$line"
 }
 : >"$raw/http.jsonl"
 if [ "$wrk_warm" -gt 0 ]; then

@@ -58,6 +58,8 @@ pycheck "crload made every prepared room ready over XMPP" \
     "r['xmpp_prepare']['requests'] > 0 and r['xmpp_prepare']['ready'] == r['xmpp_prepare']['requests']"
 pycheck "XMPP: every phase (ping, trivial, module) answered IQs with no error, none unanswered" \
     "all(x['answered'] > 0 and x['errors'] == 0 and x['missing'] == 0 for x in lines('xmpp.jsonl')) and {x['phase'] for x in lines('xmpp.jsonl')} == {'ping', 'trivial', 'module'}"
+pycheck "XMPP and HTTP: the server's CPU time per request was measured for every run" \
+    "all(x.get('server_cpu_us_per_req', 0) > 0 for x in lines('xmpp.jsonl')) and all(h.get('server_cpu_secs', 0) > 0 for h in lines('http.jsonl'))"
 pycheck "XMPP: the module answered ready=true for every ready room" \
     "all(x['not_ready'] == 0 for x in lines('xmpp.jsonl') if x['phase'] == 'module')"
 pycheck "HTTP: wrk ran every route (health, trivial, module) with no error status" \
