@@ -90,7 +90,7 @@ local function new(cfg, native, codec, service, metrics, registry)
 			return true;
 		end
 		parsed.token = bearer(request);
-		service.handle(parsed, { door = "http", ip = request.ip }, function(result)
+		service.handle(parsed, { door = "http", ip = request.ip, response = response }, function(result)
 			if result.condition then
 				return send_error(request, response, result.condition, result.text);
 			end

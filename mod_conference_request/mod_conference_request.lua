@@ -5,7 +5,8 @@
 --       conference_request_muc = "conference.example.com"
 --
 -- This file only wires things: options (config.lib), the native core, the doors (xmpp.lib,
--- http.lib), the request flow (service.lib), the built-in focus and MUC tracking (focus.lib),
+-- http.lib), the request flow (service.lib), the built-in focus and MUC tracking (focus.lib) or
+-- the external focus (external_focus.lib, when conference_request_focus is set),
 -- metrics (metrics.lib) and operator commands (shell.lib).
 
 local st = require "util.stanza";
@@ -36,13 +37,13 @@ local registry = native.registry({
 	max_waiters = cfg.max_waiters,
 });
 
-if cfg.focus then
-	module:log("warn", "conference_request_focus = %q: the external focus is not implemented yet, "
-		.. "this module acts as the built-in focus", cfg.focus);
-end
-
 local metrics = module:require "metrics".new(registry);
-local focus = module:require "focus".new(cfg, registry, metrics);
+local focus;
+if cfg.focus then -- external focus, e.g. jicofo (SPEC §4 "External", external_focus.lib)
+	focus = module:require "external_focus".new(cfg, registry, metrics, native.conditions);
+else
+	focus = module:require "focus".new(cfg, registry, metrics);
+end
 local service = module:require "service".new(cfg, focus, metrics);
 module:require "xmpp".new(native, codec, service);
 if cfg.http then
@@ -52,8 +53,9 @@ local shell = module:require "shell".new(focus, registry, metrics);
 
 focus.start();
 
-module:log("info", "serving conference requests for %s%s (built-in focus, focusjid %s)%s", cfg.muc,
-	#cfg.extra_mucs > 0 and (" and " .. table.concat(cfg.extra_mucs, ", ")) or "", cfg.focus_jid,
+module:log("info", "serving conference requests for %s%s (%s focus, focusjid %s)%s", cfg.muc,
+	#cfg.extra_mucs > 0 and (" and " .. table.concat(cfg.extra_mucs, ", ")) or "",
+	cfg.focus and "external" or "built-in", cfg.focus or cfg.focus_jid,
 	cfg.http and ", HTTP door on" or "");
 
 function module.save()

@@ -30,15 +30,8 @@ READY_WAIT = 4  # conference_request_ready_wait of the server under test, second
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 
 
-def _wired():
-    with open(os.path.join(REPO, "mod_conference_request", "mod_conference_request.lua")) as f:
-        return "external_focus" in f.read()
-
-
 @pytest.fixture(scope="module")
 def ext_server():
-    if not _wired():  # TEMPORARY while the external focus is being wired into the module
-        pytest.skip("external focus not wired into mod_conference_request.lua yet")
     work = os.path.join(REPO, "tests", "integration", ".work")
     os.makedirs(work, exist_ok=True)
     directory = os.path.join(work, "external-%d" % os.getpid())

@@ -10,7 +10,13 @@
 #   Component focus.localhost      "conference_request"
 #
 # Environment hooks:
-#   CR_FOCUS                external focus JID → conference_request_focus
+#   CR_FOCUS                external focus JID → conference_request_focus. When its domain is not
+#                           one of the hosts above, a VirtualHost for it is added (e.g. auth.localhost)
+#                           and the focus account is registered (password CR_FOCUS_PASSWORD); its
+#                           roster gets focus.localhost subscribed to its presence, as Jitsi's
+#                           installer does with `mod_roster_command subscribe`; the focus is made an
+#                           admin of the MUC components (it creates the rooms, as jicofo does)
+#   CR_FOCUS_PASSWORD       the focus account's password (default "secret")
 #   CR_EXTRA_PLUGIN_PATHS   colon-separated dirs appended to plugin_paths
 #   CR_EXTRA_CONFIG         a file whose text is appended to the config; it lands inside the
 #                           Component "focus.localhost" section (the last one) unless it opens a
@@ -60,8 +66,27 @@ if [ "${CR_LOG_CONSOLE:-0}" = 1 ]; then
 fi
 
 focus_line="-- conference_request_focus: unset (built-in focus)"
+focus_host_section=""
+focus_node="" focus_domain=""
+muc_admins_line="-- admins: the global ones"
 if [ -n "${CR_FOCUS:-}" ]; then
     focus_line="conference_request_focus = $(lua_str "$CR_FOCUS")"
+    case $CR_FOCUS in
+        (*@*) focus_node=${CR_FOCUS%%@*}; focus_domain=${CR_FOCUS#*@} ;;
+        (*) echo "$0: CR_FOCUS must be a bare JID such as focus@auth.localhost" >&2; exit 2 ;;
+    esac
+    case $focus_node$focus_domain in
+        (*[!A-Za-z0-9._-]*) echo "$0: CR_FOCUS: only letters, digits, '.', '_' and '-' are supported here" >&2; exit 2 ;;
+    esac
+    case $focus_domain in
+        (localhost) ;;
+        (guest.localhost|conference.localhost|breakout.localhost|focus.localhost)
+            echo "$0: CR_FOCUS must be on a user host (e.g. focus@auth.localhost)" >&2; exit 2 ;;
+        (*) focus_host_section="VirtualHost $(lua_str "$focus_domain")" ;;
+    esac
+    # As in Jitsi's config: the focus is an admin of the MUC, so it may create rooms despite
+    # restrict_room_creation.
+    muc_admins_line="admins = { $(lua_str "$CR_FOCUS") }"
 fi
 timeout_line="-- conference_request_empty_room_timeout: module default"
 if [ -n "${CR_EMPTY_ROOM_TIMEOUT:-}" ]; then
@@ -119,11 +144,15 @@ Component "conference.localhost" "muc"
     storage = "memory"
     restrict_room_creation = true
     muc_room_locking = false
+    $muc_admins_line
 
 Component "breakout.localhost" "muc"
     storage = "memory"
     restrict_room_creation = true
     muc_room_locking = false
+    $muc_admins_line
+
+$focus_host_section
 
 Component "focus.localhost" "conference_request"
     http_host = "localhost"
@@ -144,4 +173,25 @@ for user in alice bob admin; do
         exit 1
     fi
 done
+if [ -n "$focus_node" ]; then
+    if ! out=$(prosodyctl --config "$cfg" register "$focus_node" "$focus_domain" "${CR_FOCUS_PASSWORD:-secret}" 2>&1); then
+        echo "$0: registering $CR_FOCUS failed:" >&2
+        echo "$out" >&2
+        exit 1
+    fi
+    # The roster subscription an operator sets up for a real jicofo (Jitsi's installer runs
+    # `prosodyctl mod_roster_command subscribe focus.<domain> focus@auth.<domain>`): the focus
+    # account's roster has the module's host with subscription "from", so the focus's presence
+    # reaches it. Written in the internal storage format (data/<host>/roster/<user>.dat).
+    enc() { local s=$1 out="" c i; for ((i = 0; i < ${#s}; i++)); do c=${s:i:1};
+        case $c in ([A-Za-z0-9]) out+=$c ;; (*) out+=$(printf '%%%02x' "'$c") ;; esac; done; printf '%s' "$out"; }
+    roster_dir="$dir/data/$(enc "$focus_domain")/roster"
+    mkdir -p "$roster_dir"
+    cat >"$roster_dir/$(enc "$focus_node").dat" <<ROSTER
+return {
+	[false] = { version = 1; pending = {}; };
+	["focus.localhost"] = { subscription = "from"; groups = {}; };
+};
+ROSTER
+fi
 echo "$cfg"

@@ -2,6 +2,9 @@
 # run.sh — `make run`: a demo Prosody with mod_conference_request on loopback, in the foreground.
 # Config and data in run/ at the top of the checkout (git-ignored); ports CR_PORT_BASE (default
 # 15000) + 222 (c2s) and + 280 (HTTP). Prints how to try it once the server is ready; Ctrl-C stops it.
+# External focus: `make run CONFERENCE_REQUEST_FOCUS=focus@auth.localhost` (or CR_FOCUS=…) sets
+# conference_request_focus, adds the focus's host and account (password CR_FOCUS_PASSWORD, default
+# "secret") and prints how to attach a focus (tests/integration/focus_client.py, or a jicofo).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 dir="$repo/run"
@@ -17,8 +20,12 @@ for p in "$http_port" "$c2s_port"; do
     fi
 done
 
+focus=${CONFERENCE_REQUEST_FOCUS:-${CR_FOCUS:-}}
+focus_password=${CR_FOCUS_PASSWORD:-secret}
+
 rm -f "$dir/data/prosody.pid"
-CR_LOG_CONSOLE=1 "$repo/tests/server/genconf.sh" "$dir" "$port_base" >/dev/null
+CR_FOCUS="$focus" CR_FOCUS_PASSWORD="$focus_password" CR_LOG_CONSOLE=1 \
+    "$repo/tests/server/genconf.sh" "$dir" "$port_base" >/dev/null
 prosody -F --config "$dir/prosody.cfg.lua" &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; exit 0' INT TERM
@@ -27,10 +34,13 @@ base="http://localhost:$http_port"
 for _ in $(seq 1 200); do
     kill -0 "$pid" 2>/dev/null || { echo "run.sh: prosody exited; see $dir/prosody.log" >&2; exit 1; }
     if curl -fsS -o /dev/null -m 2 "$base/conference-request/v1/health" 2>/dev/null && port_open "$c2s_port"; then
+        mode="built-in focus (the module is the focus)"
+        [ -n "$focus" ] && mode="external focus $focus"
         cat <<TXT
 
 ======================================================================================
  mod_conference_request demo is running (Prosody pid $pid, config $dir/prosody.cfg.lua)
+ mode        $mode
 
  HTTP door   $base/conference-request/v1
    curl -sS -H 'Content-Type: application/json' -d '{"room":"demo@conference.localhost","properties":{"startMuted":"true"}}' $base/conference-request/v1
@@ -46,6 +56,20 @@ for _ in $(seq 1 200); do
 ======================================================================================
 
 TXT
+        if [ -n "$focus" ]; then
+            cat <<TXT
+ External focus: requests for rooms that are not ready are forwarded to $focus, and answered
+ ready=true once it joins the room (ready=false while no focus resource is online).
+   focus login   $focus / $focus_password   (c2s 127.0.0.1:$c2s_port; its roster already has
+                 focus.localhost subscribed to its presence, as Jitsi's installer sets it up)
+   test focus    /usr/bin/python3 $repo/tests/integration/focus_client.py --jid $focus/focus \\
+                     --password $focus_password --port $c2s_port --join-delay 1
+   or jicofo     jicofo.xmpp.client: { xmpp-domain = localhost, domain = ${focus#*@}, username = ${focus%%@*},
+                 password = "$focus_password", client-proxy = focus.localhost, port = $c2s_port, use-tls = false }
+======================================================================================
+
+TXT
+        fi
         wait "$pid"
         exit $?
     fi
