@@ -253,6 +253,58 @@ static void test_many(void) {
     cr_registry_free(r);
 }
 
+/* The cycle the external focus drives (mod_conference_request/external_focus.lib.lua): single
+ * flight, expiry without losing the room or its notification stamp, the focus joining, leaving,
+ * a client going away, the room being destroyed, and a full registry. */
+static void test_external_focus_cycle(void) {
+    cr_registry *r = mk(2, 0, 0);
+    size_t n;
+    uint64_t w1, w2, w3, w4;
+    CHECK(cr_registry_set_pending(r, K("e@c"), &E) == CR_OK);
+    CHECK(cr_registry_wait(r, K("e@c"), 4, &w1, &E) == CR_OK);
+    CHECK(cr_registry_notify_due(r, K("e@c"), 0, 4));   /* the first request notifies */
+    CHECK(cr_registry_wait(r, K("e@c"), 5, &w2, &E) == CR_OK);
+    CHECK(!cr_registry_notify_due(r, K("e@c"), 1, 4));  /* the others wait on it */
+    /* a second set_pending (another request) keeps waiters and the notification stamp */
+    CHECK(cr_registry_set_pending(r, K("e@c"), &E) == CR_OK);
+    CHECK(cr_registry_room_waiters(r, K("e@c")) == 2);
+    CHECK(!cr_registry_notify_due(r, K("e@c"), 3.9, 4));
+    /* the first waiter times out; the room stays pending and may be notified again */
+    CHECK(cr_registry_expire(r, 4, ids, 64) == 1 && ids[0] == w1);
+    CHECK(cr_registry_state(r, K("e@c")) == CR_ROOM_PENDING);
+    CHECK(cr_registry_room_waiters(r, K("e@c")) == 1);
+    CHECK(cr_registry_notify_due(r, K("e@c"), 4, 4));
+    /* the focus joins: only the live waiter is handed back */
+    CHECK(cr_registry_set_ready(r, K("e@c"), ids, 64, &n, &E) == CR_OK && n == 1 && ids[0] == w2);
+    CHECK(!cr_registry_notify_due(r, K("e@c"), 100, 4));
+    CHECK(cr_registry_expire(r, 1e9, ids, 64) == 0);
+    /* the focus leaves: pending again, nobody waits, a fresh notification is due at once */
+    CHECK(cr_registry_set_pending(r, K("e@c"), &E) == CR_OK);
+    CHECK(cr_registry_room_waiters(r, K("e@c")) == 0);
+    CHECK(cr_registry_wait(r, K("e@c"), 20, &w3, &E) == CR_OK);
+    CHECK(cr_registry_notify_due(r, K("e@c"), 10, 4));
+    /* its client goes away: cancelled, not handed back later */
+    CHECK(cr_registry_cancel(r, w3));
+    CHECK(cr_registry_wait(r, K("e@c"), 20, &w4, &E) == CR_OK);
+    /* the room is destroyed: the waiter is handed back, the room is absent, bookkeeping gone */
+    CHECK(cr_registry_forget(r, K("e@c"), ids, 64) == 1 && ids[0] == w4);
+    CHECK(cr_registry_state(r, K("e@c")) == CR_ROOM_ABSENT);
+    CHECK(!cr_registry_notify_due(r, K("e@c"), 11, 4));
+    CHECK(cr_registry_set_pending(r, K("e@c"), &E) == CR_OK);
+    CHECK(cr_registry_notify_due(r, K("e@c"), 11, 4));
+    /* full registry: a pending room still becomes ready when its focus joins; a new room is
+     * refused (the focus joined a room nobody asked for) */
+    CHECK(cr_registry_set_pending(r, K("f@c"), &E) == CR_OK);
+    CHECK(cr_registry_set_ready(r, K("g@c"), ids, 64, &n, &E) == CR_RESOURCE_CONSTRAINT);
+    CHECK(E.text[0] != '\0');
+    CHECK(cr_registry_set_ready(r, K("f@c"), ids, 64, &n, &E) == CR_OK && n == 0);
+    CHECK(cr_registry_set_pending(r, K("f@c"), &E) == CR_OK); /* and can go back to pending */
+    cr_registry_stats st;
+    cr_registry_stats_get(r, &st);
+    CHECK(st.rooms == 2 && st.pending == 2 && st.waiters == 0);
+    cr_registry_free(r);
+}
+
 int main(void) {
     test_defaults();
     test_transitions();
@@ -260,6 +312,7 @@ int main(void) {
     test_cancel_and_reuse();
     test_expire();
     test_notify();
+    test_external_focus_cycle();
     test_each();
     test_many();
     return ctest_done("test_registry");
