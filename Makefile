@@ -30,11 +30,10 @@ CTEST_BIN = $(CTEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
 
 # Debian packages this project needs (build, run, test). `make deps` installs the missing ones.
 APT_PACKAGES = gcc make pkg-config libexpat1-dev libjansson-dev lua5.4 liblua5.4-dev prosody \
-               lua-busted lua-check python3-slixmpp python3-pytest curl valgrind
-APT_BENCH    = wrk
+               lua-busted lua-check python3-slixmpp python3-pytest curl valgrind wrk
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps deps-bench run test test-c test-lua test-integration check-asan asan-run bench lint clean clean-build
+.PHONY: all deps run test test-c test-lua test-integration check-asan asan-run bench lint clean clean-build
 .DELETE_ON_ERROR:
 
 all: $(SO) $(CORE_LIB)
@@ -67,9 +66,6 @@ deps:
 	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-deps-bench:
-	@$(MAKE) --no-print-directory deps EXTRA_APT="$(APT_BENCH)"
-
 run: deps all
 	tests/server/run.sh
 
@@ -94,7 +90,7 @@ asan-run: $(SO) $(CTEST_BIN)
 	tests/c/run.sh $(CTEST_BIN)
 	tests/check-asan-lua.sh $(SO)
 
-bench: deps-bench all
+bench: deps all
 	tests/bench/run.sh
 
 lint:

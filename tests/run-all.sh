@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every suite (C unit tests, busted specs, integration tests against a real Prosody) and
+# Runs every suite (C unit tests, busted specs, integration tests against a real Prosody, a
+# smoke run of the benchmarks so they cannot rot) and
 # prints one closing line that sums them up: "total: N passed, N failed".
 # Contract with the suites: each prints, as its last summary, a line "<suite>: N passed, N failed".
 set -uo pipefail
@@ -28,6 +29,7 @@ run_suite() {  # name, command...
 run_suite ctest tests/c/run.sh build/tests/test_*
 run_suite busted tests/run-busted.sh
 run_suite integration tests/integration/run.sh
+run_suite benchsmoke tests/bench/smoke.sh
 echo
 echo "total: $passed passed, $failed failed"
 exit $status
