@@ -50,6 +50,8 @@ if cfg.http then
 	module:require "http".new(cfg, native, codec, service, metrics, registry);
 end
 local shell = module:require "shell".new(focus, registry, metrics);
+-- Legacy jabber:iq:conference on the MUC host (SPEC §7, legacy.lib), unless turned off.
+local legacy = cfg.legacy and module:require "legacy".new(cfg.muc, native) or nil;
 
 focus.start();
 
@@ -69,4 +71,5 @@ end
 function module.unload()
 	focus.stop();
 	shell.stop();
+	if legacy then legacy.stop(); end
 end
