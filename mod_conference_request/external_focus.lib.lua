@@ -57,6 +57,9 @@ local function new(cfg, registry, _, conditions)
 	local attached = {};        -- muc host -> true once hooked
 	local unbind_hooked = {};   -- user host -> true once resource-unbind is hooked
 	local by_session = setmetatable({}, { __mode = "k" }); -- c2s session -> { [waiter] = true }
+	-- room jid -> properties of the request that notified the focus, until the MUC room exists
+	-- (SPEC §3: the creating request's properties become room._data.conference_properties)
+	local first_properties = {};
 
 	ext.counts = { notifications = 0, focus_errors = 0, timeouts = 0, no_focus = 0, bounded = 0,
 		cancelled = 0, ready_after_wait = 0 };
@@ -174,6 +177,7 @@ local function new(cfg, registry, _, conditions)
 		end
 		sweep_candidates = {};
 		for _, room_jid in ipairs(idle) do
+			first_properties[room_jid] = nil;
 			registry:forget(room_jid);
 		end
 		if #idle > 0 then
@@ -215,6 +219,16 @@ local function new(cfg, registry, _, conditions)
 		return false;
 	end
 
+	local function keep_properties(room)
+		local props = first_properties[room.jid];
+		if props then
+			first_properties[room.jid] = nil;
+			if room._data and room._data.conference_properties == nil then
+				room._data.conference_properties = props;
+			end
+		end
+	end
+
 	local function become_ready(room_jid)
 		local waiters, cond, text = registry:set_ready(room_jid);
 		if not waiters then
@@ -239,6 +253,7 @@ local function new(cfg, registry, _, conditions)
 	end
 
 	local function drop_room(room_jid, result_for, how)
+		first_properties[room_jid] = nil;
 		for _, w in ipairs(registry:forget(room_jid)) do
 			finish(w, result_for(w), how);
 		end
@@ -247,6 +262,7 @@ local function new(cfg, registry, _, conditions)
 	local function on_occupant_joined(event)
 		local occupant = event.occupant;
 		if occupant and occupant.bare_jid == focus_bare then
+			keep_properties(event.room);
 			become_ready(event.room.jid);
 		end
 	end
@@ -289,6 +305,7 @@ local function new(cfg, registry, _, conditions)
 		ctx:hook("muc-occupant-joined", on_occupant_joined);
 		ctx:hook("muc-occupant-left", on_occupant_left);
 		ctx:hook("muc-room-destroyed", on_room_destroyed, 100);
+		ctx:hook("muc-room-created", function(event) keep_properties(event.room); end);
 		ctx:hook("module-loaded", function(event)
 			if event.module == "muc" then rebuild(host); end
 		end);
@@ -406,6 +423,11 @@ local function new(cfg, registry, _, conditions)
 		local iq = st.iq({ type = "set", id = "cr-" .. id.short(), from = from, to = focus_bare .. "/" .. resource })
 			:add_child(conference_element(room_jid, request));
 		ext.counts.notifications = ext.counts.notifications + 1;
+		if first_properties[room_jid] == nil then
+			local map, props = {}, request.properties or {};
+			for i = 1, #props - 1, 2 do map[props[i]] = props[i + 1]; end
+			first_properties[room_jid] = map;
+		end
 		m_notify();
 		module:log("debug", "notifying %s/%s for %s (from %s)", focus_bare, resource, room_jid, from);
 		module:send_iq(iq, nil, math.max(ready_wait, 5) + 5):next(function()
@@ -459,11 +481,15 @@ local function new(cfg, registry, _, conditions)
 		ensure_ticker();
 	end
 
-	-- For operators: room, state, waiters.
+	-- For operators: room, state, waiters, stored properties.
 	function ext.rooms()
 		local list = {};
 		for room_jid, state, waiters in registry:each() do
-			table.insert(list, { room = room_jid, state = state, waiters = waiters, unjoined = false });
+			local host = room_jid:match("@(.*)$");
+			local muc = host and muc_api(host);
+			local room = muc and muc.get_room_from_jid(room_jid);
+			local props = room and room._data.conference_properties or first_properties[room_jid];
+			table.insert(list, { room = room_jid, state = state, waiters = waiters, unjoined = false, properties = props });
 		end
 		table.sort(list, function(a, b) return a.room < b.room; end);
 		return list;

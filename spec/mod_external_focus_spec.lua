@@ -162,6 +162,17 @@ describe("external_focus.lib", function()
 		assert.equal(1, #env.iqs)
 	end)
 
+	it("stores the notifying request's properties with the room, once", function()
+		local ext, env = load()
+		env.presence({ from = FOCUS .. "/a" })
+		request(ext, room, function() end)
+		ext.request(room, MUC, { room = room, properties = { "startAudioMuted", "9" } }, { door = "http" }, function() end)
+		local r = room_object(room, {})
+		r._data = {}
+		env.muc("muc-occupant-joined", { room = r, occupant = { bare_jid = FOCUS } })
+		assert.same({ startAudioMuted = "1" }, r._data.conference_properties)
+	end)
+
 	it("uses the bare module host as the NAT-ed sender of an HTTP request", function()
 		local ext, env = load()
 		env.presence({ from = FOCUS .. "/a" })

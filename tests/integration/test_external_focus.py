@@ -236,10 +236,12 @@ def test_forwarded_iq_is_natted_and_keeps_the_requesters_properties(ext_server):
         xmpp_answer = await user.request(room, props, attrs={"machine-uid": "m-1234"})
         room2 = new_room("nat-http")
         http_answer = await http_request(ext_server, room2, {"startVideoMuted": 5, "visitor": True})
+        # the operator's view while the focus is in the rooms
+        rooms = await asyncio.get_running_loop().run_in_executor(None, ext_server.shell, "conference_request:rooms()")
         await stop_all(focus, user)
-        return focus, user, room, room2, xmpp_answer, http_answer
+        return focus, user, room, room2, xmpp_answer, http_answer, rooms
 
-    focus, user, room, room2, xmpp_answer, http_answer = run(scenario())
+    focus, user, room, room2, xmpp_answer, http_answer, rooms = run(scenario())
     assert xmpp_answer[0] == "result" and xmpp_answer[1]["ready"] == "true"
     assert http_answer[0] == 200 and http_answer[1]["ready"] is True
     (fwd,) = focus.requests_for(room)
@@ -250,6 +252,11 @@ def test_forwarded_iq_is_natted_and_keeps_the_requesters_properties(ext_server):
     (fwd2,) = focus.requests_for(room2)
     assert fwd2.frm == FOCUS  # HTTP requesters have no JID: the module's host, bare
     assert dict(fwd2.properties) == {"startVideoMuted": "5", "visitor": "true"}
+    # the notifying request's properties are the conference's (room._data.conference_properties)
+    lines = [l for l in rooms.splitlines() if room in l]
+    assert len(lines) == 1, rooms
+    assert "state=ready" in lines[0] and 'startAudioMuted="1"' in lines[0], rooms
+    assert 'rtcstatsEnabled="false"' in lines[0], rooms
 
 
 def test_focus_never_joins_waiters_get_not_ready_and_a_later_request_notifies_again(ext_server):
