@@ -437,3 +437,19 @@ def test_module_reload_answers_every_waiter_and_rebuilds_state(ext_server):
     assert len(focus.requests_for(ready_room)) == 1
     assert fresh[1]["ready"] == "true" and len(focus.requests_for(fresh_room)) == 1
     assert_no_faults(ext_server)
+
+
+def test_metrics_count_notifications_waits_and_outcomes(ext_server):
+    async def scenario():
+        (user,) = await requesters(ext_server, 1)
+        no_focus = await user.request(new_room("metrics-nofocus"))
+        focus = await focus_online(ext_server, join_delay=0.2)
+        waited = await user.request(new_room("metrics"))
+        await stop_all(focus, user)
+        return no_focus, waited
+
+    no_focus, waited = run(scenario())
+    assert no_focus[1]["ready"] == "false" and waited[1]["ready"] == "true"
+    shown = ext_server.shell('stats:show("mod_conference_request/focus")')
+    for name in ("focus_notifications", "focus_time_to_ready", "focus_answer_ready", "focus_answer_no_focus"):
+        assert "mod_conference_request/" + name in shown, shown
