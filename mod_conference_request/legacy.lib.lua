@@ -74,17 +74,17 @@ local function read_options()
 	};
 end
 
-local function new(muc_host, native, metrics_prefix)
-	local opts = read_options();
+local function new(muc_host, native, opts)
+	opts = opts or read_options();
 	local parser = native.legacy_parser({
 		max_nicks = opts.max_nicks, max_nick = opts.max_nick,
 		max_secret = opts.max_secret, max_name = opts.max_name,
 	});
 	local ctx = module:context(muc_host);
 	local looks_like_id = native.legacy_nick_is_id; -- 40 hex digits: the shape of an id
-	local measure_set = module:measure((metrics_prefix or "") .. "legacy_set", "rate");
-	local measure_get = module:measure((metrics_prefix or "") .. "legacy_get", "rate");
-	local measure_error = module:measure((metrics_prefix or "") .. "legacy_error", "rate");
+	local measure_set = module:measure("legacy_set", "rate");
+	local measure_get = module:measure("legacy_get", "rate");
+	local measure_error = module:measure("legacy_error", "rate");
 
 	local function muc_api()
 		local h = prosody.hosts[muc_host];
@@ -679,4 +679,4 @@ local function new(muc_host, native, metrics_prefix)
 	return { stop = stop, NS = NS, states = function() return states; end };
 end
 
-return { new = new, id_of = id_of };
+return { new = new, read_options = read_options, id_of = id_of };

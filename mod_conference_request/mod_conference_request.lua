@@ -12,6 +12,9 @@
 local st = require "util.stanza";
 
 local cfg = module:require "config".read();
+-- Legacy options are checked now, before anything is hooked or served (a failed load leaves hooks).
+local legacy_lib = cfg.legacy and module:require "legacy" or nil;
+local legacy_opts = legacy_lib and legacy_lib.read_options() or nil;
 
 -- The native binding lives next to this file; make it findable once.
 do
@@ -51,7 +54,7 @@ if cfg.http then
 end
 local shell = module:require "shell".new(focus, registry, metrics);
 -- Legacy jabber:iq:conference on the MUC host (SPEC §7, legacy.lib), unless turned off.
-local legacy = cfg.legacy and module:require "legacy".new(cfg.muc, native) or nil;
+local legacy = legacy_lib and legacy_lib.new(cfg.muc, native, legacy_opts) or nil;
 
 focus.start();
 

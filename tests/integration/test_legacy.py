@@ -408,3 +408,18 @@ def test_service_host_and_unknown_namespace_left_to_muc(make):
     # the legacy namespace to the MUC service itself is not ours: MUC answers as usual
     reply = bob.request(MUC, "<query xmlns='%s'/>" % NS_CONF, itype="get")
     assert reply.get("type") == "error"
+
+
+def test_history_replay_to_a_legacy_joiner_is_rewritten(scene, make):
+    room, l1, l2, m = scene
+    m.message(room, "said before carol came")
+    l2.message(room, "bobby was here")
+    l2.message_from("%s/%s" % (room, l2.id), "bobby was here")
+    l2.presence(room, "unavailable")  # bobby has left: his id is no longer the room's to give
+    l1.push(room, l2.id)
+    l3 = make("carol@localhost/late")
+    assert query_children(l3.legacy_set(room, ["carla"]))[0] == ("nick", "carla")
+    got = l3.message_from("%s/%s" % (room, m.id), "said before carol came")
+    assert got.find("{urn:xmpp:delay}delay") is not None
+    l3.message_from(room, "bobby was here")
+    from_room_only_by_id(l3.take_all(), room)
