@@ -186,10 +186,13 @@ local function new(muc_host, native, opts)
 		return base(room, out);
 	end
 
+	-- The state also hangs on the room object (not in room._data: never stored), so that a reloaded
+	-- module adopts the legacy participants of live rooms.
 	local function attach(room, s)
 		if room.route_stanza ~= legacy_route then
 			rawset(room, "route_stanza", legacy_route);
 		end
+		rawset(room, "_legacy_state", s);
 		return s;
 	end
 
@@ -200,6 +203,7 @@ local function new(muc_host, native, opts)
 			local muc = muc_api();
 			local room = muc and muc.get_room_from_jid(room_jid);
 			if room and rawget(room, "route_stanza") == legacy_route then rawset(room, "route_stanza", nil); end
+			if room and rawget(room, "_legacy_state") == s then rawset(room, "_legacy_state", nil); end
 		end
 	end
 
@@ -481,13 +485,20 @@ local function new(muc_host, native, opts)
 		local payload = stanza.tags[1];
 		local xmlns = payload and payload.attr.xmlns;
 		local room_jid = jid_bare(stanza.attr.to);
+		local handler;
 		if xmlns == NS then
-			if t == "get" then on_get(origin, stanza, room_jid); else on_set(origin, stanza, room_jid); end
-			return true;
+			handler = t == "get" and on_get or on_set;
 		elseif xmlns == NS_BROWSE and t == "get" then
-			on_browse(origin, stanza, room_jid);
-			return true;
+			handler = on_browse;
+		else
+			return;
 		end
+		local ok, err = pcall(handler, origin, stanza, room_jid);
+		if not ok then -- on_set answers its own failures; this is the last resort for every path
+			module:log("error", "legacy: %s to %s failed: %s", xmlns, room_jid, tostring(err));
+			origin.send(error_reply(stanza, "internal-server-error", "could not answer this request"));
+		end
+		return true;
 	end
 
 	-- presence to a bare room
@@ -640,6 +651,22 @@ local function new(muc_host, native, opts)
 		states[event.room.jid] = nil;
 	end
 
+	-- Legacy participants of live rooms (a module reload): their state is taken over.
+	local function adopt()
+		local muc = muc_api();
+		if not muc then return; end
+		local n = 0;
+		for room in muc.live_rooms() do
+			local s = rawget(room, "_legacy_state");
+			if s and s.count > 0 and not states[room.jid] then
+				states[room.jid] = s;
+				attach(room, s);
+				n = n + 1;
+			end
+		end
+		if n > 0 then module:log("info", "legacy: took over the participants of %d room(s)", n); end
+	end
+
 	-- Hook the MUC host once it exists (hooking a host that is not active yet would silently hook
 	-- the global event bus instead).
 	local attached = false;
@@ -657,6 +684,10 @@ local function new(muc_host, native, opts)
 		ctx:hook("muc-room-pre-create", on_room_pre_create, 100);
 		ctx:hook("muc-room-destroyed", on_room_destroyed, -10);
 		ctx:hook("muc-room-restored", on_room_restored);
+		ctx:hook("module-loaded", function(event)
+			if event.module == "muc" then adopt(); end
+		end);
+		adopt();
 		module:log("debug", "legacy jabber:iq:conference served on %s", muc_host);
 	end
 	if prosody.hosts[muc_host] then
@@ -667,6 +698,7 @@ local function new(muc_host, native, opts)
 		end);
 	end
 
+	-- On unload the rooms keep their state for the next instance (see attach); only our function goes.
 	local function stop()
 		for room_jid in pairs(states) do
 			local muc = muc_api();

@@ -423,3 +423,15 @@ def test_history_replay_to_a_legacy_joiner_is_rewritten(scene, make):
     assert got.find("{urn:xmpp:delay}delay") is not None
     l3.message_from(room, "bobby was here")
     from_room_only_by_id(l3.take_all(), room)
+
+
+def test_module_reload_keeps_legacy_participants(scene, server):
+    room, l1, l2, m = scene
+    out = server.shell('module:reload("conference_request", "focus.localhost")')
+    assert "OK" in out, out
+    m.message(room, "after the reload")
+    l1.message_from("%s/%s" % (room, m.id), "after the reload")
+    assert query_children(l2.legacy_set(room, ["roberto"])) == [("nick", "roberto"), ("id", "%s/%s" % (room, l2.id))]
+    l1.push(room, l2.id, "roberto")
+    l2.message("%s/%s" % (room, l1.id), "pm after the reload", mtype="chat")
+    l1.message_from("%s/%s" % (room, l2.id), "pm after the reload")
