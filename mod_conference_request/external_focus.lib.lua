@@ -118,6 +118,44 @@ local function new(cfg, registry, _, conditions)
 		end
 	end
 
+	-- Answers go out at most BATCH per event-loop turn: 10,000 waiters of one room do not stall the
+	-- server for everyone else while they are answered. A job is { list, i, result_for, how, done }.
+	local BATCH = 1000;
+	local backlog, draining = {}, false;
+	local function drain(limit)
+		local budget = limit or BATCH;
+		while budget > 0 and backlog[1] do
+			local job = backlog[1];
+			local list, i = job.list, job.i;
+			local last = math.min(#list, i + budget - 1);
+			for k = i, last do
+				local w = list[k];
+				finish(w, job.result_for(w), job.how);
+			end
+			budget = budget - (last - i + 1);
+			if last >= #list then
+				table.remove(backlog, 1);
+				if job.done then job.done(); end
+			else
+				job.i = last + 1;
+			end
+		end
+		if backlog[1] then return 0; end
+		draining = false;
+	end
+	local function deliver(list, result_for, how, done)
+		if #list == 0 then
+			if done then done(); end
+			return;
+		end
+		backlog[#backlog + 1] = { list = list, i = 1, result_for = result_for, how = how, done = done };
+		if draining then return; end
+		draining = true;
+		if drain() == 0 then
+			module:add_timer(0, function() return drain(); end);
+		end
+	end
+
 	local function on_unbind(event)
 		local set = by_session[event.session];
 		if not set then return; end
@@ -192,10 +230,10 @@ local function new(cfg, registry, _, conditions)
 		local t = now();
 		local expired = registry:expire(t);
 		for _, w in ipairs(expired) do
-			ext.counts.timeouts = ext.counts.timeouts + 1;
 			sweep_candidates[w.room] = true;
-			finish(w, answer(w.room, false), "timeout");
 		end
+		ext.counts.timeouts = ext.counts.timeouts + #expired;
+		deliver(expired, function(w) return answer(w.room, false); end, "timeout");
 		if next(sweep_candidates) ~= nil and t - last_sweep >= notify_interval then
 			last_sweep = t;
 			sweep();
@@ -245,18 +283,15 @@ local function new(cfg, registry, _, conditions)
 		end
 		local t0 = now();
 		local result = answer(room_jid, true);
-		for _, w in ipairs(waiters) do
-			finish(w, result, "ready");
-		end
-		module:log("info", "room %s is ready: focus %s joined; %d waiter(s) answered in %.1f ms", room_jid, focus_bare,
-			#waiters, (now() - t0) * 1000);
+		deliver(waiters, function() return result; end, "ready", function()
+			module:log("info", "room %s is ready: focus %s joined; %d waiter(s) answered in %.1f ms", room_jid, focus_bare,
+				#waiters, (now() - t0) * 1000);
+		end);
 	end
 
 	local function drop_room(room_jid, result_for, how)
 		first_properties[room_jid] = nil;
-		for _, w in ipairs(registry:forget(room_jid)) do
-			finish(w, result_for(w), how);
-		end
+		deliver(registry:forget(room_jid), result_for, how);
 	end
 
 	local function on_occupant_joined(event)
@@ -534,6 +569,7 @@ local function new(cfg, registry, _, conditions)
 	-- Unload: every waiter is answered ready=false (clients retry against the next instance).
 	function ext.stop()
 		stopped = true;
+		drain(math.huge); -- timers of an unloaded module do not run: answer the backlog now
 		local rooms = {};
 		for room_jid, _, waiters in registry:each() do
 			if waiters > 0 then rooms[#rooms + 1] = room_jid; end
@@ -541,6 +577,7 @@ local function new(cfg, registry, _, conditions)
 		for _, room_jid in ipairs(rooms) do
 			drop_room(room_jid, function(w) return answer(w.room, false); end, "unload");
 		end
+		drain(math.huge);
 	end
 
 	return ext;

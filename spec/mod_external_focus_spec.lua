@@ -304,6 +304,26 @@ describe("external_focus.lib", function()
 		assert.equal(0, registry:stats().waiters)
 	end)
 
+	it("answers a crowd in batches across event-loop turns, and all of it at unload", function()
+		local ext, env = load()
+		env.presence({ from = FOCUS .. "/a" })
+		local answers, respond = collector()
+		for _ = 1, 2500 do request(ext, room, respond) end
+		env.muc("muc-occupant-joined", { room = room_object(room, {}), occupant = { bare_jid = FOCUS } })
+		assert.equal(1000, #answers)
+		env.run_timers()
+		assert.equal(2000, #answers)
+		env.run_timers()
+		assert.equal(2500, #answers)
+		local room2 = "crowd2@" .. MUC
+		for _ = 1, 2500 do request(ext, room2, respond) end
+		env.muc("muc-occupant-joined", { room = room_object(room2, {}), occupant = { bare_jid = FOCUS } })
+		assert.equal(3500, #answers)
+		ext.stop()
+		assert.equal(5000, #answers)
+		for _, a in ipairs(answers) do assert.is_true(a.ready) end
+	end)
+
 	it("cancels the waiter of an HTTP client that goes away", function()
 		local ext, env, registry = load()
 		env.presence({ from = FOCUS .. "/a" })
