@@ -60,6 +60,7 @@ local function new(cfg, registry, _, conditions)
 	-- room jid -> properties of the request that notified the focus, until the MUC room exists
 	-- (SPEC §3: the creating request's properties become room._data.conference_properties)
 	local first_properties = {};
+	local last_no_focus_warning = -math.huge;
 
 	ext.counts = { notifications = 0, focus_errors = 0, timeouts = 0, no_focus = 0, bounded = 0,
 		cancelled = 0, ready_after_wait = 0 };
@@ -484,7 +485,15 @@ local function new(cfg, registry, _, conditions)
 		if #resources == 0 or stopped then
 			ext.counts.no_focus = ext.counts.no_focus + 1;
 			outcome("no_focus");
-			module:log("debug", "no focus resource online: %s answered ready=false", room_jid);
+			local t = now();
+			if t - last_no_focus_warning >= 60 then
+				last_no_focus_warning = t;
+				module:log("warn", "no resource of focus %s is online: requests for rooms that are not ready get ready=false "
+					.. "(%d so far; is the focus running, and is %s subscribed to its presence?)", focus_bare,
+					ext.counts.no_focus, module.host);
+			else
+				module:log("debug", "no focus resource online: %s answered ready=false", room_jid);
+			end
 			return respond(answer(room_jid, false));
 		end
 		if requester.may_create == false and state ~= "pending" then

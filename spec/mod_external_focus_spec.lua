@@ -118,6 +118,12 @@ describe("external_focus.lib", function()
 		assert.equal(FOCUS, answers[1].focus_jid)
 		assert.equal("absent", registry:state(room))
 		assert.equal(0, #env.iqs)
+		request(ext, room, respond)
+		local warnings = 0
+		for _, l in ipairs(env.logs) do
+			if l[1] == "warn" and l[2]:find("no resource of focus", 1, true) then warnings = warnings + 1 end
+		end
+		assert.equal(1, warnings) -- logged, but not once per request
 	end)
 
 	it("tracks focus resources from presence, including a bare unavailable", function()
