@@ -4,17 +4,15 @@
 -- passwords, bans, members-only, nick conflicts all stay Prosody's). What is legacy-specific:
 --   * the iq get/set in jabber:iq:conference (payload parsed by the C core), browse of a room;
 --   * ids: room@host/<sha1 hex of the real full JID> for every occupant, as seen by legacy clients;
---   * `from` rewriting of everything the room sends to a legacy participant. Every stanza a MUC
---     room emits goes through room:route_stanza() (muc.lib.lua: broadcast, presence, history,
---     subject, private messages and IQs all end there), so a room with legacy participants gets an
---     instance-level route_stanza that rewrites per recipient and delegates to the room class's
---     own method; it is removed when the last legacy participant leaves;
---   * browse pushes on every join, nick change and leave; privacy mode; the invite:<jid> relay.
+--   * `from` rewriting of everything the room sends to a legacy participant: a room with legacy
+--     participants gets an instance-level route_stanza (legacy_rooms.lib) that rewrites per
+--     recipient and delegates to the room class's own method, removed when the last one leaves;
+--   * browse pushes on every join, nick change and leave (legacy_rooms.lib); privacy mode; the
+--     invite:<jid> relay; stanzas to room@host/<id> addressed to that occupant.
 
 local st = require "util.stanza";
 local jid_util = require "util.jid";
 local hashes = require "util.hashes";
-local new_id = require "util.id".short;
 local cache = require "util.cache";
 
 local jid_bare, jid_resource, jid_prep = jid_util.bare, jid_util.resource, jid_util.prep;
@@ -24,7 +22,6 @@ local NS = "jabber:iq:conference";
 local NS_BROWSE = "jabber:iq:browse";
 local NS_MUC = "http://jabber.org/protocol/muc";
 local NS_MUC_USER = "http://jabber.org/protocol/muc#user";
-local PUSH_PREFIX = "legacy-push-";
 
 -- Legacy error codes (XEP-0086); policy-violation has no legacy code: 406 is the closest.
 local legacy_codes = {
@@ -95,12 +92,12 @@ local function new(muc_host, native, opts)
 		return ctx:send(stanza);
 	end
 
-	-- Rooms with legacy participants: room jid → state
-	--   by_jid[real full jid] = participant { jid, id, nick, private, joining, queue }
-	--   by_id[id] = participant
-	--   ids[occupant nick jid] = id (every occupant's id, cached; kept until the occupant has left)
-	--   pushed[id] = nick legacy participants were last told
-	local states = {};
+	local rooms = module:require "legacy_rooms".new(muc_api, send, id_of);
+	local states = rooms.states; -- room jid → state (legacy_rooms.lib)
+	local state_of, id_of_nick, nick_of_id = rooms.state_of, rooms.id_of_nick, rooms.nick_of_id;
+	local attach, detach_if_empty, push = rooms.attach, rooms.detach_if_empty, rooms.push;
+	local add_participant, remove_participant = rooms.add_participant, rooms.remove_participant;
+
 	-- Presence to the bare room from outsiders (the "availability tracker"): remembered, bounded.
 	local outsiders = cache.new(opts.max_outsiders);
 
@@ -110,127 +107,6 @@ local function new(muc_host, native, opts)
 		if e then e.attr.code = legacy_codes[condition]; end
 		measure_error();
 		return reply;
-	end
-
-	local function state_of(room_jid, create)
-		local s = states[room_jid];
-		if not s and create then
-			s = { by_jid = {}, by_id = {}, ids = {}, pushed = {}, count = 0 };
-			states[room_jid] = s;
-		end
-		return s;
-	end
-
-	-- id of the occupant whose in-room JID is `nick_jid` (cached; computed from its real JID)
-	local function id_of_nick(room, s, nick_jid)
-		local id = s.ids[nick_jid];
-		if id then return id; end
-		local occupant = room:get_occupant_by_nick(nick_jid);
-		if not occupant or not occupant.jid then return nil; end
-		id = id_of(occupant.jid);
-		s.ids[nick_jid] = id;
-		return id;
-	end
-
-	-- in-room JID (room@host/nick) of the occupant with this id, or nil
-	local function nick_of_id(room, s, id)
-		id = id:lower();
-		for nick_jid, known in pairs(s.ids) do
-			if known == id and room:get_occupant_by_nick(nick_jid) then return nick_jid; end
-		end
-		for nick_jid, occupant in room:each_occupant() do
-			if occupant.jid and id_of(occupant.jid) == id then
-				s.ids[nick_jid] = id;
-				return nick_jid;
-			end
-		end
-	end
-
-	local function private_of_nick(room, s, nick_jid)
-		local occupant = room:get_occupant_by_nick(nick_jid);
-		local p = occupant and occupant.jid and s.by_jid[occupant.jid];
-		if p and p.private then return p; end
-		-- an occupant that has just left: found by its cached id
-		local id = s.ids[nick_jid];
-		p = id and s.by_id[id];
-		if p and p.private then return p; end
-	end
-
-	local function strip_real_jids(stanza)
-		for x in stanza:childtags("x", NS_MUC_USER) do
-			for item in x:childtags("item") do item.attr.jid = nil; end
-		end
-	end
-
-	-- The instance-level route_stanza of a room with legacy participants.
-	local function legacy_route(room, stanza)
-		local base = getmetatable(room).__index.route_stanza;
-		local s = states[room.jid];
-		if not s then return base(room, stanza); end
-		local to, from = stanza.attr.to, stanza.attr.from;
-		local recipient = to and s.by_jid[to];
-		local from_nick = from and from ~= room.jid and jid_bare(from) == room.jid and from or nil;
-		local priv = from_nick and stanza.name == "presence" and private_of_nick(room, s, from_nick);
-		if priv and priv.jid == to then priv = nil; end -- one always sees one's own JID
-		if not recipient and not priv then return base(room, stanza); end
-		local out = st.clone(stanza);
-		if priv then strip_real_jids(out); end
-		if recipient and from_nick then
-			local id = id_of_nick(room, s, from_nick);
-			out.attr.from = id and (room.jid .. "/" .. id) or room.jid;
-		end
-		if recipient and recipient.joining then
-			table.insert(recipient.queue, out);
-			return;
-		end
-		return base(room, out);
-	end
-
-	-- The state also hangs on the room object (not in room._data: never stored), so that a reloaded
-	-- module adopts the legacy participants of live rooms.
-	local function attach(room, s)
-		if room.route_stanza ~= legacy_route then
-			rawset(room, "route_stanza", legacy_route);
-		end
-		rawset(room, "_legacy_state", s);
-		return s;
-	end
-
-	local function detach_if_empty(room_jid)
-		local s = states[room_jid];
-		if s and s.count == 0 then
-			states[room_jid] = nil;
-			local muc = muc_api();
-			local room = muc and muc.get_room_from_jid(room_jid);
-			if room and rawget(room, "route_stanza") == legacy_route then rawset(room, "route_stanza", nil); end
-			if room and rawget(room, "_legacy_state") == s then rawset(room, "_legacy_state", nil); end
-		end
-	end
-
-	local function push(room, to, id, nick)
-		local iq = st.iq({ type = "set", from = room.jid, to = to, id = PUSH_PREFIX .. new_id() })
-			:tag("user", { xmlns = NS_BROWSE, jid = room.jid .. "/" .. id, name = nick, type = not nick and "remove" or nil });
-		send(iq);
-	end
-
-	local function push_all(room, s, id, nick)
-		for real_jid, p in pairs(s.by_jid) do
-			if not p.joining then push(room, real_jid, id, nick); end
-		end
-	end
-
-	local function add_participant(s, p)
-		s.by_jid[p.jid] = p;
-		s.by_id[p.id] = p;
-		s.count = s.count + 1;
-	end
-
-	local function remove_participant(s, p)
-		if s.by_jid[p.jid] == p then
-			s.by_jid[p.jid] = nil;
-			s.by_id[p.id] = nil;
-			s.count = s.count - 1;
-		end
 	end
 
 	local function privacy_allowed(room)
@@ -479,7 +355,7 @@ local function new(muc_host, native, opts)
 		local t = stanza.attr.type;
 		if t == "result" or t == "error" then
 			local id = stanza.attr.id;
-			if id and id:sub(1, #PUSH_PREFIX) == PUSH_PREFIX then return true; end -- replies to pushes
+			if id and id:sub(1, #rooms.PUSH_PREFIX) == rooms.PUSH_PREFIX then return true; end -- replies to pushes
 			return;
 		end
 		local payload = stanza.tags[1];
@@ -599,74 +475,6 @@ local function new(muc_host, native, opts)
 		end
 	end
 
-	-- room events: pushes, state upkeep
-	local function on_broadcast_presence(event)
-		local room, occupant = event.room, event.occupant;
-		local s = states[room.jid];
-		if not s or not occupant or occupant.role == nil then return; end
-		if event.stanza and event.stanza.attr.type == "unavailable" then return; end
-		local id = id_of_nick(room, s, occupant.nick);
-		local nick = jid_resource(occupant.nick);
-		if id and s.pushed[id] ~= nick then
-			s.pushed[id] = nick;
-			push_all(room, s, id, nick);
-		end
-	end
-
-	local function on_occupant_left(event)
-		local room, occupant = event.room, event.occupant;
-		local s = states[room.jid];
-		if not s or not occupant then return; end
-		local nick_jid = occupant.nick;
-		local id = s.ids[nick_jid] or (occupant.jid and id_of(occupant.jid));
-		local stanza = event.stanza;
-		local renamed = stanza and stanza.name == "presence" and stanza.attr.type == nil
-			and stanza.attr.to ~= nick_jid and jid_bare(stanza.attr.to) == room.jid;
-		s.ids[nick_jid] = nil;
-		if renamed then return; end -- a nick change: the new nick's presence pushes the new name
-		if id then
-			s.pushed[id] = nil;
-			local p = s.by_id[id];
-			if p and not p.joining then remove_participant(s, p); end
-			push_all(room, s, id, nil);
-		end
-		detach_if_empty(room.jid);
-	end
-
-	local function on_room_pre_create(event)
-		local s = states[event.room.jid];
-		if s and s.creating then
-			s.creating.created = true;
-			attach(event.room, s);
-		end
-	end
-
-	-- an occupied room evicted from mod_muc's cache comes back as a new object
-	local function on_room_restored(event)
-		local s = states[event.room.jid];
-		if s then attach(event.room, s); end
-	end
-
-	local function on_room_destroyed(event)
-		states[event.room.jid] = nil;
-	end
-
-	-- Legacy participants of live rooms (a module reload): their state is taken over.
-	local function adopt()
-		local muc = muc_api();
-		if not muc then return; end
-		local n = 0;
-		for room in muc.live_rooms() do
-			local s = rawget(room, "_legacy_state");
-			if s and s.count > 0 and not states[room.jid] then
-				states[room.jid] = s;
-				attach(room, s);
-				n = n + 1;
-			end
-		end
-		if n > 0 then module:log("info", "legacy: took over the participants of %d room(s)", n); end
-	end
-
 	-- Hook the MUC host once it exists (hooking a host that is not active yet would silently hook
 	-- the global event bus instead).
 	local attached = false;
@@ -679,15 +487,7 @@ local function new(muc_host, native, opts)
 		ctx:hook("message/full", on_full, 10);
 		ctx:hook("iq/full", on_full, 10);
 		ctx:hook("presence/full", on_full, 10);
-		ctx:hook("muc-broadcast-presence", on_broadcast_presence, -10);
-		ctx:hook("muc-occupant-left", on_occupant_left, 10);
-		ctx:hook("muc-room-pre-create", on_room_pre_create, 100);
-		ctx:hook("muc-room-destroyed", on_room_destroyed, -10);
-		ctx:hook("muc-room-restored", on_room_restored);
-		ctx:hook("module-loaded", function(event)
-			if event.module == "muc" then adopt(); end
-		end);
-		adopt();
+		rooms.hook(ctx);
 		module:log("debug", "legacy jabber:iq:conference served on %s", muc_host);
 	end
 	if prosody.hosts[muc_host] then
@@ -698,17 +498,7 @@ local function new(muc_host, native, opts)
 		end);
 	end
 
-	-- On unload the rooms keep their state for the next instance (see attach); only our function goes.
-	local function stop()
-		for room_jid in pairs(states) do
-			local muc = muc_api();
-			local room = muc and muc.get_room_from_jid(room_jid);
-			if room and rawget(room, "route_stanza") == legacy_route then rawset(room, "route_stanza", nil); end
-		end
-		states = {};
-	end
-
-	return { stop = stop, NS = NS, states = function() return states; end };
+	return { stop = rooms.stop, NS = NS, states = states };
 end
 
 return { new = new, read_options = read_options, id_of = id_of };
