@@ -143,6 +143,13 @@ const char *cr_request_str(const cr_request *r, cr_str s);
  * limits are checked by cr_request_finish. */
 cr_condition cr_request_set(cr_request *r, cr_field f, const char *s, size_t len,
                             const cr_limits *lim, cr_error *err);
+/* Applies one attribute of the <conference> element (name/value borrowed): room, machine-uid,
+ * session-id and token set their field as cr_request_set does; any other name is ignored. The one
+ * place that maps attribute names to fields, shared by the expat parser and the binding's walk of
+ * an already parsed stanza. */
+cr_condition cr_request_set_attribute(cr_request *r, const char *name, size_t nlen,
+                                     const char *value, size_t vlen, const cr_limits *lim,
+                                     cr_error *err);
 /* Adds a property (name/value borrowed). Empty name: skipped. A name seen before: the value is
  * replaced, the first position kept. Limits on name/value bytes and on the number of distinct
  * names → policy-violation. */

@@ -217,6 +217,137 @@ static int l_parse_json(lua_State *L) {
     return push_request(L, &c->req);
 }
 
+/* ---- parse_stanza: the request from an element Prosody has already parsed ------------------
+ *
+ * A util.stanza element is { name = , attr = { xmlns = , … }, tags = { child, … }, … }. Prosody's
+ * stream parser (expat, through lua-expat) has parsed and checked the bytes already, so the XMPP
+ * door hands the tree over instead of serializing it for a second expat pass. The rules are those
+ * of cr_xml_parse: the same request model (cr_request_set_attribute, cr_request_add_property,
+ * cr_request_finish), the same depth limit, the same conditions; children inherit the namespace of
+ * their parent unless attr.xmlns says otherwise. Strings are checked to be XML-safe UTF-8, since a
+ * tree built in Lua never went through a parser. */
+
+/* The string field key of the table at idx, or NULL (nothing is left on the stack; the string
+ * stays alive as long as the table holds it). */
+static const char *field_str(lua_State *L, int idx, const char *key, size_t *len) {
+    const char *s = NULL;
+    if (lua_getfield(L, idx, key) == LUA_TSTRING) s = lua_tolstring(L, -1, len);
+    lua_pop(L, 1);
+    return s;
+}
+
+static cr_condition unsafe(cr_error *err, const char *what) {
+    return cr_error_set(err, CR_BAD_REQUEST, "%s contains characters not allowed in XML", what);
+}
+
+/* Checks that no element below the element at idx, itself at `depth`, lies deeper than limit.
+ * Iterative: the path is kept on the Lua stack as (tags, next index) pairs, so a deep tree costs
+ * Lua stack slots (checked), never C stack. */
+static cr_condition check_depth(lua_State *L, int idx, size_t depth, size_t limit,
+                                cr_error *err) {
+    int base = lua_gettop(L);
+    if (lua_getfield(L, idx, "tags") != LUA_TTABLE) {
+        lua_settop(L, base);
+        return CR_OK;
+    }
+    lua_pushinteger(L, 1); /* level: tags, next index; `depth` is the depth of its owner */
+    cr_condition c = CR_OK;
+    while (lua_gettop(L) > base) {
+        lua_Integer i = lua_tointeger(L, -1);
+        if (lua_rawgeti(L, -2, i) != LUA_TTABLE) { /* this level is done */
+            lua_pop(L, 3);
+            depth--;
+            continue;
+        }
+        lua_pushinteger(L, i + 1);
+        lua_replace(L, -3);
+        if (depth + 1 > limit) {
+            c = cr_error_set(err, CR_BAD_REQUEST, "payload nested deeper than %zu", limit);
+            break;
+        }
+        if (lua_getfield(L, -1, "tags") == LUA_TTABLE && lua_rawlen(L, -1) > 0) {
+            if (!lua_checkstack(L, 4)) {
+                c = cr_error_set(err, CR_BAD_REQUEST, "payload nested too deeply");
+                break;
+            }
+            lua_remove(L, -2); /* the child's tags become the current level */
+            lua_pushinteger(L, 1);
+            depth++;
+        } else {
+            lua_pop(L, 2);
+        }
+    }
+    lua_settop(L, base);
+    return c;
+}
+
+static cr_condition stanza_request(lua_State *L, const cr_limits *lim, cr_request *req,
+                                   cr_error *err) {
+    cr_request_reset(req);
+    size_t len;
+    const char *s = field_str(L, 2, "name", &len);
+    if (lua_getfield(L, 2, "attr") != LUA_TTABLE) /* 3 */
+        return cr_error_set(err, CR_BAD_REQUEST, "payload is not an element");
+    size_t nslen;
+    const char *ns = field_str(L, 3, "xmlns", &nslen);
+    if (!s || strcmp(s, "conference") != 0 || !ns || strcmp(ns, FOCUS_NS) != 0)
+        return cr_error_set(err, CR_BAD_REQUEST, "payload is not <conference xmlns='" FOCUS_NS "'>");
+    if (lim->max_xml_depth < 1)
+        return cr_error_set(err, CR_BAD_REQUEST, "payload nested deeper than %zu", lim->max_xml_depth);
+    static const char *const attrs[] = {"room", "machine-uid", "session-id", "token"};
+    for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++) {
+        const char *v = field_str(L, 3, attrs[i], &len);
+        if (!v) continue;
+        if (!cr_xml_safe(v, len)) return unsafe(err, attrs[i]);
+        cr_condition c = cr_request_set_attribute(req, attrs[i], strlen(attrs[i]), v, len, lim, err);
+        if (c) return c;
+    }
+    if (lua_getfield(L, 2, "tags") == LUA_TTABLE) { /* 4 */
+        for (lua_Integer i = 1; lua_rawgeti(L, 4, i) == LUA_TTABLE; i++) { /* 5 */
+            if (lim->max_xml_depth < 2)
+                return cr_error_set(err, CR_BAD_REQUEST, "payload nested deeper than %zu",
+                                    lim->max_xml_depth);
+            cr_condition c;
+            if (lua_getfield(L, 5, "attr") == LUA_TTABLE) { /* 6 */
+                const char *name = field_str(L, 5, "name", &len);
+                const char *cns = field_str(L, 6, "xmlns", &nslen);
+                if (name && strcmp(name, "property") == 0 && (!cns || strcmp(cns, FOCUS_NS) == 0)) {
+                    size_t nl = 0, vl = 0;
+                    const char *pn = field_str(L, 6, "name", &nl);
+                    const char *pv = field_str(L, 6, "value", &vl);
+                    if (pn && nl) {
+                        if (!pv) pv = "", vl = 0;
+                        if (!cr_xml_safe(pn, nl)) return unsafe(err, "a property name");
+                        if (!cr_xml_safe(pv, vl)) return unsafe(err, "a property value");
+                        c = cr_request_add_property(req, pn, nl, pv, vl, lim, err);
+                        if (c) return c;
+                    }
+                }
+            }
+            /* after the element's own attributes, as expat meets them */
+            c = check_depth(L, 5, 2, lim->max_xml_depth, err);
+            if (c) return c;
+            lua_settop(L, 4);
+        }
+    }
+    return cr_request_finish(req, lim, err);
+}
+
+/* codec:parse_stanza(element) -> request | nil, condition, text
+ * element: the <conference/> util.stanza element of the IQ (stanza.tags[1]). */
+static int l_parse_stanza(lua_State *L) {
+    codec *c = check_codec(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
+    cr_error err;
+    if (stanza_request(L, &c->lim, &c->req, &err)) {
+        lua_settop(L, 2);
+        return push_error(L, &err);
+    }
+    lua_settop(L, 2);
+    return push_request(L, &c->req);
+}
+
 /* Reads field key of the answer table (index 2) as a string; the value stays on the stack so the
  * pointer remains valid. */
 static cr_sv answer_str(lua_State *L, const char *key, bool required) {
@@ -731,6 +862,7 @@ int luaopen_conference_request_native(lua_State *L) {
     luaL_checkversion(L);
     static const luaL_Reg codec_methods[] = {
         {"parse_xml", l_parse_xml},     {"parse_json", l_parse_json},
+        {"parse_stanza", l_parse_stanza},
         {"render_json", l_render_json}, {"render_xml", l_render_xml},
         {"render_stanza", l_render_stanza}, {NULL, NULL}};
     static const luaL_Reg codec_meta[] = {

@@ -112,6 +112,25 @@ cr_condition cr_request_set(cr_request *r, cr_field f, const char *s, size_t len
     return store(r, s, len, dst, err);
 }
 
+cr_condition cr_request_set_attribute(cr_request *r, const char *name, size_t nlen,
+                                     const char *value, size_t vlen, const cr_limits *lim,
+                                     cr_error *err) {
+    static const struct {
+        const char *name;
+        size_t len;
+        cr_field field;
+    } known[] = {
+        {"room", 4, CR_FIELD_ROOM},
+        {"machine-uid", 11, CR_FIELD_MACHINE_UID},
+        {"session-id", 10, CR_FIELD_SESSION_ID},
+        {"token", 5, CR_FIELD_TOKEN},
+    };
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (nlen == known[i].len && memcmp(name, known[i].name, nlen) == 0)
+            return cr_request_set(r, known[i].field, value, vlen, lim, err);
+    return CR_OK;
+}
+
 cr_condition cr_request_add_property(cr_request *r, const char *name, size_t nlen,
                                      const char *value, size_t vlen, const cr_limits *lim,
                                      cr_error *err) {

@@ -62,13 +62,8 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
         }
         for (size_t i = 0; attrs[i]; i += 2) {
             const char *k = attrs[i], *v = attrs[i + 1];
-            cr_field f;
-            if (strcmp(k, "room") == 0) f = CR_FIELD_ROOM;
-            else if (strcmp(k, "machine-uid") == 0) f = CR_FIELD_MACHINE_UID;
-            else if (strcmp(k, "session-id") == 0) f = CR_FIELD_SESSION_ID;
-            else if (strcmp(k, "token") == 0) f = CR_FIELD_TOKEN;
-            else continue;
-            cr_condition c = cr_request_set(p->req, f, v, strlen(v), p->lim, p->err);
+            cr_condition c =
+                cr_request_set_attribute(p->req, k, strlen(k), v, strlen(v), p->lim, p->err);
             if (c) { fail(p, c); return; }
         }
         return;

@@ -132,6 +132,106 @@ describe("native.codec", function()
 		end)
 	end)
 
+	describe("parse_stanza", function()
+		local codec = native.codec()
+		-- what util.xml makes of bytes is what Prosody's stream parser hands the IQ handler
+		local function both(c, bytes)
+			local el = assert(xml.parse(bytes))
+			return { c:parse_xml(bytes) }, { c:parse_stanza(el) }
+		end
+		local function same_as_xml(c, bytes)
+			local from_xml, from_stanza = both(c, bytes)
+			assert.same(from_xml, from_stanza)
+			return from_stanza
+		end
+		local C = "<conference xmlns='" .. NS .. "' "
+		local corpus = {
+			REQ,
+			C .. "room='a@b'/>",
+			C .. "room='a@b' session-id='s' token='t' machine-uid='m' other='o' xml:lang='en'/>",
+			C .. "room='a@b'><property name='x' value='&lt;&amp;&gt;&apos;&quot;'/><property name='x' value='2'/>"
+				.. "<property value='no name'/><property name=''/><property name='novalue'/></conference>",
+			C .. "room='a@b'><property xmlns='urn:other' name='x' value='1'/><y:property xmlns:y='" .. NS
+				.. "' name='prefixed' value='1'/></conference>",
+			C .. "room='a@b'><other><property name='deeper' value='1'/></other>text<property name='p' value='v'/></conference>",
+			C .. "room='a@b' f:room='x@y' xmlns:f='urn:f'/>",
+			C .. "room=''/>",
+			C .. "/>",
+			C .. "room='a@b/c'/>",
+			C .. "room='ab'/>",
+			C .. "room='a@b' token='" .. ("t"):rep(16385) .. "'/>",
+			C .. "room='a@b' machine-uid='" .. ("m"):rep(257) .. "'/>",
+			C .. "room='a@b'><property name='" .. ("n"):rep(257) .. "' value='v'/></conference>",
+			C .. "room='a@b'><property name='n' value='" .. ("v"):rep(4097) .. "'/></conference>",
+			"<conference xmlns='urn:other' room='a@b'/>",
+			"<other xmlns='" .. NS .. "' room='a@b'/>",
+			"<conference room='a@b'/>",
+		}
+		do -- 65 properties, and nesting one past and at the depth limit
+			local props = {}
+			for i = 1, 65 do props[i] = ("<property name='p%d' value='%d'/>"):format(i, i) end
+			table.insert(corpus, C .. "room='a@b'>" .. table.concat(props) .. "</conference>")
+			table.insert(corpus, C .. "room='a@b'>" .. table.concat(props, "", 1, 64) .. "</conference>")
+			table.insert(corpus, C .. "room='a@b'>" .. ("<x>"):rep(15) .. ("</x>"):rep(15) .. "</conference>")
+			table.insert(corpus, C .. "room='a@b'>" .. ("<x>"):rep(16) .. ("</x>"):rep(16) .. "</conference>")
+			table.insert(corpus, C .. "room='a@b'><property name='n' value='" .. ("v"):rep(4097) .. "'>"
+				.. ("<x>"):rep(16) .. ("</x>"):rep(16) .. "</property></conference>")
+		end
+		it("gives what parse_xml gives for the same payload, request or error", function()
+			local oks = 0
+			for _, bytes in ipairs(corpus) do
+				local r = same_as_xml(codec, bytes)
+				if r[1] then oks = oks + 1 end
+			end
+			assert.equal(9, oks) -- the corpus has both outcomes
+		end)
+		it("uses the per-instance limits, as parse_xml does", function()
+			local small = native.codec({ max_xml_depth = 2, max_room = 5, max_token = 2, max_properties = 2 })
+			for _, bytes in ipairs(corpus) do same_as_xml(small, bytes) end
+			for depth = 1, 3 do
+				local c = native.codec({ max_xml_depth = depth })
+				for _, bytes in ipairs(corpus) do same_as_xml(c, bytes) end
+			end
+		end)
+		it("reads trees built in Lua: children inherit the namespace", function()
+			local s = st.stanza("conference", { xmlns = NS, room = "a@b", ["session-id"] = "s", token = "t" })
+				:tag("property", { name = "x", value = "<&>" }):up()
+				:tag("property", { name = "x", value = "2" }):up()
+				:tag("property", { value = "no name" }):up()
+				:tag("property", { xmlns = "urn:other", name = "other", value = "1" }):up()
+			assert.same(codec:parse_xml(tostring(s)), codec:parse_stanza(s))
+			assert.same({ room = "a@b", session_id = "s", token = "t", properties = { "x", "2" } }, codec:parse_stanza(s))
+		end)
+		it("answers hostile trees with nil, condition, text and keeps working", function()
+			local deep = st.stanza("conference", { xmlns = NS, room = "a@b" })
+			for _ = 1, 100000 do deep:tag("x") end
+			assert.matches("deeper than 16", triple("bad-request", codec:parse_stanza(deep)))
+			local huge_limit = native.codec({ max_xml_depth = 1000000 })
+			assert.truthy(huge_limit:parse_stanza(deep)) -- 100,001 levels walked without C recursion
+			triple("bad-request", codec:parse_stanza({}))
+			triple("bad-request", codec:parse_stanza({ name = "conference", attr = {} }))
+			triple("bad-request", codec:parse_stanza({ name = "conference", attr = { xmlns = NS, room = "a\1@b" } }))
+			triple("bad-request", codec:parse_stanza({ name = "conference", attr = { xmlns = NS, room = "a\255@b" } }))
+			local function with_property(attr)
+				return { name = "conference", attr = { xmlns = NS, room = "a@b" }, tags = { { name = "property", attr = attr } } }
+			end
+			triple("bad-request", codec:parse_stanza(with_property({ name = "n\0", value = "v" })))
+			triple("bad-request", codec:parse_stanza(with_property({ name = "n", value = "\239\191\190" })))
+			-- Prosody's stream parser marks an element without namespace with xmlns = ""
+			assert.same({ room = "a@b", properties = {} }, codec:parse_stanza(with_property({ xmlns = "", name = "n", value = "v" })))
+			assert.same({ room = "a@b", properties = { "n", "v" } },
+				codec:parse_stanza(with_property({ xmlns = NS, name = "n", value = "v" })))
+			-- values that are not strings are absent, as no parser could have made them
+			triple("bad-request", codec:parse_stanza({ name = "conference", attr = { xmlns = NS, room = 5 } }))
+			assert.same({ room = "a@b", properties = {} }, codec:parse_stanza({ name = "conference",
+				attr = { xmlns = NS, room = "a@b", token = {} }, tags = { { name = "property", attr = { name = 1, value = "v" } },
+				"text", { name = "property" } } }))
+			assert.has_error(function() codec:parse_stanza("<conference/>") end)
+			assert.has_error(function() codec:parse_stanza() end)
+			assert.same(same_as_xml(codec, REQ), { codec:parse_stanza(xml.parse(REQ)) })
+		end)
+	end)
+
 	describe("parse_json", function()
 		local codec = native.codec()
 		it("parses and coerces", function()

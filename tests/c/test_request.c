@@ -35,6 +35,37 @@ int main(void) {
     CHECK_STR(cr_request_str(&r, r.token), "t");
     CHECK(cr_request_set(&r, CR_FIELD_TOKEN, "", 0, &L, &E) == CR_OK && !r.token.set);
 
+    /* attributes of <conference>: the four known names set their field, others are ignored;
+     * names are compared with their length (a prefix or a longer name is another name) */
+    cr_request_reset(&r);
+    CHECK(cr_request_set_attribute(&r, "room", 4, "x@y", 3, &L, &E) == CR_OK);
+    CHECK(cr_request_set_attribute(&r, "machine-uid", 11, "m1", 2, &L, &E) == CR_OK);
+    CHECK(cr_request_set_attribute(&r, "session-id", 10, "s1", 2, &L, &E) == CR_OK);
+    CHECK(cr_request_set_attribute(&r, "token", 5, "t1", 2, &L, &E) == CR_OK);
+    CHECK(cr_request_set_attribute(&r, "roomx", 5, "bad", 3, &L, &E) == CR_OK);
+    CHECK(cr_request_set_attribute(&r, "roo", 3, "bad", 3, &L, &E) == CR_OK);
+    CHECK(cr_request_set_attribute(&r, "room\0x", 6, "bad", 3, &L, &E) == CR_OK);
+    CHECK(cr_request_set_attribute(&r, "xmlns", 5, "bad", 3, &L, &E) == CR_OK);
+    CHECK_STR(cr_request_str(&r, r.room), "x@y");
+    CHECK_STR(cr_request_str(&r, r.machine_uid), "m1");
+    CHECK_STR(cr_request_str(&r, r.session_id), "s1");
+    CHECK_STR(cr_request_str(&r, r.token), "t1");
+    {
+        cr_limits t = L;
+        t.max_token = 1;
+        t.max_id = 1;
+        CHECK(cr_request_set_attribute(&r, "token", 5, "tt", 2, &t, &E) == CR_POLICY_VIOLATION);
+        CHECK(cr_request_set_attribute(&r, "session-id", 10, "ss", 2, &t, &E) ==
+              CR_POLICY_VIOLATION);
+        CHECK(cr_request_set_attribute(&r, "machine-uid", 11, "mm", 2, &t, &E) ==
+              CR_POLICY_VIOLATION);
+        CHECK(cr_request_set_attribute(&r, "token", 5, "t", 1, &t, &E) == CR_OK);
+    }
+    cr_request_reset(&r);
+    CHECK(cr_request_set(&r, CR_FIELD_ROOM, "a@b", 3, &L, &E) == CR_OK);
+    CHECK(cr_request_set(&r, CR_FIELD_MACHINE_UID, "m", 1, &L, &E) == CR_OK);
+    CHECK(cr_request_set(&r, CR_FIELD_TOKEN, "t", 1, &L, &E) == CR_OK);
+
     /* properties: skip empty names, dedupe keeping the first position */
     CHECK(cr_request_add_property(&r, "", 0, "v", 1, &L, &E) == CR_OK && r.nprops == 0);
     CHECK(cr_request_add_property(&r, "a", 1, "1", 1, &L, &E) == CR_OK);
