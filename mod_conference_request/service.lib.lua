@@ -2,7 +2,7 @@
 --
 --   service.handle(request, requester, respond)
 --
--- `request` is what codec:parse_xml / codec:parse_json returned; `requester` describes who asks
+-- `request` is what codec:parse_stanza / codec:parse_json returned; `requester` describes who asks
 -- ({ door = "xmpp"|"http", jid = full JID or nil }); `respond(result)` is called exactly once, now
 -- or later, with either an answer table (native README, codec:render_*) or an error
 -- { condition = "<xmpp condition>", text = "<for the client>" }. Nothing here may raise past

@@ -30,9 +30,11 @@ local function new(native, codec, service)
 			end
 			origin.send(reply);
 		end
-		local ok, request, condition, text = pcall(codec.parse_xml, codec, tostring(stanza.tags[1]));
+		-- Prosody's stream parser has parsed the payload already: the binding reads the element
+		-- tree with parse_xml's rules, without serializing it for a second parse.
+		local ok, request, condition, text = pcall(codec.parse_stanza, codec, stanza.tags[1]);
 		if not ok then
-			module:log("error", "parse_xml raised: %s", tostring(request));
+			module:log("error", "parse_stanza raised: %s", tostring(request));
 			request, condition, text = nil, "internal-server-error", "could not parse the request";
 		end
 		if not request then

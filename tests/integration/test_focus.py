@@ -4,7 +4,7 @@ import json
 import re
 import time
 
-from conftest import EMPTY_ROOM_TIMEOUT, FOCUS, conference_of, eventually, new_room
+from conftest import EMPTY_ROOM_TIMEOUT, FOCUS, NS, conference_of, error_of, eventually, new_room
 
 V1 = "/conference-request/v1"
 
@@ -33,6 +33,33 @@ def test_first_request_properties_are_stored_and_cannot_change(alice, server):
     entry = shell_rooms(server)[room]
     assert entry["state"] == "ready"
     assert parse_props(entry["properties"]) == {"startMuted": "true", "rtcstatsEnabled": "false"}
+
+
+def test_payload_read_from_the_parsed_stanza_follows_the_xml_rules(alice, server):
+    """The XMPP door reads the element Prosody's stream parser built (codec:parse_stanza): a
+    prefixed property in the focus namespace counts, one in another namespace does not, a nested
+    one does not, escapes arrive decoded, and nesting past
+    max_xml_depth (16) is refused with bad-request while 16 levels are accepted."""
+    room = new_room()
+    payload = ("<conference xmlns='%s' room='%s' xmlns:f='%s'>"
+               "<property name='plain' value='a&amp;b&lt;c'/>"
+               "<f:property name='prefixed' value='1'/>"
+               "<property xmlns='urn:other' name='foreign' value='1'/>"
+               "<x><property name='nested' value='1'/></x>"
+               "</conference>") % (NS, room, NS)
+    reply, _ = alice.iq(payload)
+    assert reply["type"] == "result"
+    assert parse_props(shell_rooms(server)[room]["properties"]) == {"plain": "a&b<c", "prefixed": "1"}
+
+    def nested(levels):
+        return "<conference xmlns='%s' room='%s'>%s%s</conference>" % (
+            NS, new_room(), "<x>" * (levels - 1), "</x>" * (levels - 1))
+    reply, _ = alice.iq(nested(16))
+    assert reply["type"] == "result"
+    reply, _ = alice.iq(nested(17))
+    assert reply["type"] == "error"
+    assert error_of(reply)[:2] == ("modify", "bad-request")
+    assert "deeper than 16" in error_of(reply)[2]
 
 
 def test_http_properties_are_coerced_and_stored(web, server):
