@@ -55,6 +55,7 @@ local function new(cfg, native, codec, service, metrics, registry)
 	end
 
 	local function is_json(content_type)
+		if content_type == "application/json" then return true; end -- the usual spelling, no pattern
 		if not content_type then return false; end
 		local media = content_type:match("^%s*([^;%s]+)");
 		return media ~= nil and media:lower() == "application/json";

@@ -105,9 +105,12 @@ describe("service.lib", function()
 	local counted;
 	local metrics = { request = function(door, outcome, condition) table.insert(counted, { door, outcome, condition }); end };
 
+	local ready = {};
+	local registry = { state = function(_, room) return ready[room] and "ready" or "absent"; end };
+
 	local function service_with(focus)
 		counted = {};
-		return load_lib("service", {}, {}).new(cfg, focus, metrics);
+		return load_lib("service", {}, {}).new(cfg, focus, metrics, registry);
 	end
 
 	local function collect(service, request)
@@ -128,6 +131,22 @@ describe("service.lib", function()
 		assert.same({ "room1@conference.localhost", "conference.localhost" }, seen);
 		assert.equal(1, #answers);
 		assert.same({ { "xmpp", "ready" } }, counted);
+	end);
+
+	it("hands a room that is ready under exactly this key to the focus as it stands", function()
+		ready["room2@conference.localhost"] = true;
+		local seen = {};
+		local service = service_with({ request = function(room, host, _, _, respond)
+			table.insert(seen, { room, host or "no host" });
+			respond({ room = room, ready = true, focus_jid = "focus.localhost" });
+		end });
+		collect(service, { room = "room2@conference.localhost" });
+		-- any other spelling of the same room is normalized first
+		collect(service, { room = "Room2@conference.localhost" });
+		ready["room2@conference.localhost"] = nil;
+		assert.same({ { "room2@conference.localhost", "no host" },
+			{ "room2@conference.localhost", "conference.localhost" } }, seen);
+		assert.same({ { "xmpp", "ready" }, { "xmpp", "ready" } }, counted);
 	end);
 
 	local rooms = {
