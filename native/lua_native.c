@@ -422,11 +422,16 @@ static int l_render_stanza(lua_State *L) {
         luaL_error(L, "render_stanza needs the codec option 'stanza_mt'");
     int mt = lua_gettop(L);
     luaL_checkstack(L, 10, NULL);
-    lua_createtable(L, 8, 3); /* element */
+    /* tables sized exactly: this runs once per answered IQ, and every spare slot is garbage */
+    cr_prop chunk[16];
+    size_t total = 0, n;
+    while ((n = cr_answer_properties(&a, &c->acfg, total, chunk, 16)) > 0) total += n;
+    int nprops = total < 1024 ? (int)total : 1024;
+    lua_createtable(L, nprops, 3); /* element: children in the array part; name, attr, tags */
     int el = lua_gettop(L);
     lua_pushliteral(L, "conference");
     lua_setfield(L, el, "name");
-    lua_createtable(L, 0, 7);
+    lua_createtable(L, 0, 4 + (a.session_id.len > 0) + (a.identity.len > 0) + (a.vnode.len > 0));
     lua_pushliteral(L, FOCUS_NS);
     lua_setfield(L, -2, "xmlns");
     set_sv(L, "room", a.room);
@@ -437,10 +442,9 @@ static int l_render_stanza(lua_State *L) {
     set_sv(L, "identity", a.identity);
     set_sv(L, "vnode", a.vnode);
     lua_setfield(L, el, "attr");
-    lua_createtable(L, 8, 0);
+    lua_createtable(L, nprops, 0);
     int tags = lua_gettop(L);
-    cr_prop chunk[16];
-    size_t done = 0, n;
+    size_t done = 0;
     while ((n = cr_answer_properties(&a, &c->acfg, done, chunk, 16)) > 0) {
         for (size_t i = 0; i < n; i++) {
             lua_createtable(L, 0, 3);
@@ -452,7 +456,7 @@ static int l_render_stanza(lua_State *L) {
             lua_pushlstring(L, chunk[i].value.s, chunk[i].value.len);
             lua_setfield(L, -2, "value");
             lua_setfield(L, -2, "attr");
-            lua_newtable(L);
+            lua_createtable(L, 0, 0);
             lua_setfield(L, -2, "tags");
             lua_pushvalue(L, mt);
             lua_setmetatable(L, -2);
