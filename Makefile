@@ -5,6 +5,7 @@
 #   make test       install what is missing, build, run every test
 #   make check-asan the C tests and the binding specs under ASan + UBSan
 #   make bench      benchmarks (tests/bench/), not part of `make test`
+#   make bench-profile  Prosody's instructions per request under callgrind (tests/bench/profile.sh)
 #   make lint       luacheck
 #   make clean
 
@@ -33,7 +34,7 @@ APT_PACKAGES = gcc make pkg-config libexpat1-dev libjansson-dev lua5.4 liblua5.4
                lua-busted lua-check python3-slixmpp python3-pytest curl valgrind wrk
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps run test test-c test-lua test-integration check-asan asan-run bench lint clean clean-build
+.PHONY: all deps run test test-c test-lua test-integration check-asan asan-run bench bench-profile lint clean clean-build
 .DELETE_ON_ERROR:
 
 all: $(SO) $(CORE_LIB)
@@ -92,6 +93,9 @@ asan-run: $(SO) $(CTEST_BIN)
 
 bench: deps all
 	tests/bench/run.sh
+
+bench-profile: deps all
+	tests/bench/profile.sh
 
 lint:
 	luacheck -q mod_conference_request spec tests
