@@ -47,7 +47,7 @@ $CC $CFLAGS_BENCH -o build/bench/crload tests/bench/crload.c
 $CC $CFLAGS_BENCH -Inative -o build/bench/corebench tests/bench/corebench.c build/libcr.a \
     $(pkg-config --libs expat jansson 2>/dev/null || echo -lexpat -ljansson)
 for t in wrk valgrind curl prosody /usr/bin/python3; do
-    command -v "$t" >/dev/null || { echo "run.sh: $t not found (make deps-bench)" >&2; exit 1; }
+    command -v "$t" >/dev/null || { echo "run.sh: $t not found (make deps)" >&2; exit 1; }
 done
 
 rm -rf "$work"
