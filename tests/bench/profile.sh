@@ -68,28 +68,10 @@ rm -rf "$work"
 mkdir -p "$work" "$dumps"
 
 # ---- server config (as run.sh) ---------------------------------------------------------------
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-if [ -n "${BENCH_PORT_BASE:-}" ]; then
-    port_base=$BENCH_PORT_BASE
-else
-    for _ in $(seq 1 50); do
-        port_base=$(( 20000 + (RANDOM % 300) * 100 ))
-        port_free $((port_base + 222)) && port_free $((port_base + 280)) && break
-    done
-fi
-c2s_port=$((port_base + 222)); http_port=$((port_base + 280))
+# shellcheck source=tests/bench/server.sh
+. "$repo/tests/bench/server.sh"
+bench_genconf "$work" "$server"
 if ! port_free "$c2s_port" || ! port_free "$http_port"; then die "port $c2s_port or $http_port is in use"; fi
-extra="$work/bench-extra.cfg.lua"
-cat >"$extra" <<'LUA'
--- bench only: the ceiling component (tests/bench/plugins/mod_bench_trivial.lua)
-Component "bench.localhost" "bench_trivial"
-    http_host = "localhost"
-    bench_trivial_muc = "conference.localhost"
-    bench_trivial_focus_jid = "focus.localhost"
-LUA
-log "server: genconf $server $port_base (c2s $c2s_port, HTTP $http_port)"
-CR_EXTRA_PLUGIN_PATHS="$repo/tests/bench/plugins" CR_EXTRA_CONFIG="$extra" CR_LOG_LEVEL=warn \
-    CR_EMPTY_ROOM_TIMEOUT=3600 tests/server/genconf.sh "$server" "$port_base" >/dev/null
 
 # ---- Prosody under callgrind; always stopped at exit -----------------------------------------
 vg_pid=""
