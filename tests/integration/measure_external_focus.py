@@ -2,8 +2,8 @@
 """Measures how long N waiters on one room take to be answered once the external focus joins.
 
 Not a test (no assertions on time; pytest does not collect it). Starts its own Prosody in external
-mode (tests/server/genconf.sh with CR_FOCUS), a test focus that does not join by itself, and C
-XMPP clients that park N conference requests (plus H HTTP requests) for one new room. When the
+mode (tests/server/genconf.sh with CR_FOCUS), a test focus that does not join by itself, and slixmpp
+clients that park N conference requests (plus H HTTP requests) for one new room. When the
 module reports N+H waiters (health route), the focus joins the room; the script prints the time
 from the join being sent to the first and to the last answer, and checks every answer is
 ready=true.
