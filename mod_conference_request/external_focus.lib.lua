@@ -87,6 +87,11 @@ local function new(cfg, registry, _, conditions)
 	end
 	ext.answer = answer;
 
+	-- For the health route and the shell: which focus, and how many of its resources are online.
+	function ext.status()
+		return { mode = "external", jid = focus_bare, online = #resources };
+	end
+
 	function ext.focus_resources()
 		local copy = {};
 		for i, r in ipairs(resources) do copy[i] = r; end

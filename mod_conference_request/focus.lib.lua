@@ -35,6 +35,11 @@ local function new(cfg, registry, metrics)
 	end
 	focus.answer = answer;
 
+	-- For the health route and the shell (the external focus also says how many resources are online).
+	function focus.status()
+		return { mode = "built-in" };
+	end
+
 	local function track(room_jid)
 		local waiters, cond = registry:set_ready(room_jid);
 		if not waiters then

@@ -13,7 +13,7 @@
 
 local json = require "util.json";
 
-local function new(cfg, native, codec, service, metrics, registry)
+local function new(cfg, native, codec, service, metrics, registry, focus)
 	local conditions = native.conditions;
 	local started = os.time();
 
@@ -126,6 +126,7 @@ local function new(cfg, native, codec, service, metrics, registry)
 		local request, response = event.request, event.response;
 		local stats = registry:stats();
 		local counts = metrics.counts;
+		local focus_status = focus.status();
 		response.headers.content_type = "application/json";
 		response.headers.cache_control = "no-store";
 		cors(request, response);
@@ -135,6 +136,7 @@ local function new(cfg, native, codec, service, metrics, registry)
 			rooms = stats.rooms, rooms_ready = stats.ready, rooms_pending = stats.pending, waiters = stats.waiters,
 			requests = counts.requests, answers_ready = counts.ready, answers_not_ready = counts.not_ready,
 			errors = counts.errors, rooms_created = counts.rooms_created, rooms_expired = counts.rooms_destroyed,
+			focus = focus_status.jid or focus_status.mode, focus_online = focus_status.online,
 		});
 	end
 

@@ -50,7 +50,7 @@ end
 local service = module:require "service".new(cfg, focus, metrics, registry);
 module:require "xmpp".new(native, codec, service);
 if cfg.http then
-	module:require "http".new(cfg, native, codec, service, metrics, registry);
+	module:require "http".new(cfg, native, codec, service, metrics, registry, focus);
 end
 local shell = module:require "shell".new(focus, registry, metrics);
 -- Legacy jabber:iq:conference on the MUC host (SPEC §7, legacy.lib), unless turned off.

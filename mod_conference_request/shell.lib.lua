@@ -55,9 +55,10 @@ local function new(focus, registry, metrics)
 		for _, entry in ipairs(list) do
 			local s = entry.inst.registry:stats();
 			local c = entry.inst.metrics.counts;
-			print(("%s: rooms=%d ready=%d pending=%d waiters=%d requests=%d ready_answers=%d errors=%d created=%d expired=%d")
+			local f = entry.inst.focus.status();
+			print(("%s: rooms=%d ready=%d pending=%d waiters=%d requests=%d ready_answers=%d errors=%d created=%d expired=%d focus=%s%s")
 				:format(entry.host, s.rooms, s.ready, s.pending, s.waiters, c.requests, c.ready, c.errors,
-					c.rooms_created, c.rooms_destroyed));
+					c.rooms_created, c.rooms_destroyed, f.jid or f.mode, f.online and (" online=" .. f.online) or ""));
 		end
 		return true, ("%d instance(s)"):format(#list);
 	end

@@ -321,10 +321,16 @@ def test_no_focus_online_is_not_ready_at_once_then_works_once_it_comes_online(ex
         after = await health(ext_server)
         focus = await focus_online(ext_server, join_delay=0.2)
         online = await user.request(room)
+        during = await health(ext_server)
+        stats = ext_server.shell("conference_request:stats()")
         await stop_all(focus, user)
-        return focus, room, before, offline_xmpp, offline_http, after, online
+        return focus, room, before, offline_xmpp, offline_http, after, online, during, stats
 
-    focus, room, before, offline_xmpp, offline_http, after, online = run(scenario())
+    focus, room, before, offline_xmpp, offline_http, after, online, during, stats = run(scenario())
+    # the operator sees which focus and how many of its resources are online
+    assert before["focus"] == FOCUS_JID and before["focus_online"] == 0
+    assert during["focus"] == FOCUS_JID and during["focus_online"] == 1
+    assert ("focus=%s online=1" % FOCUS_JID) in stats, stats
     assert offline_xmpp[0] == "result" and offline_xmpp[1]["ready"] == "false"
     assert offline_http[0] == 200 and offline_http[1]["ready"] is False
     # answered without waiting and without tracking the room

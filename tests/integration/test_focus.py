@@ -62,6 +62,15 @@ def test_payload_read_from_the_parsed_stanza_follows_the_xml_rules(alice, server
     assert "deeper than 16" in error_of(reply)[2]
 
 
+def test_shell_stats_show_the_counters_and_the_built_in_focus(alice, server):
+    alice.conference(new_room())
+    out = server.shell("conference_request:stats()")
+    line = [l for l in out.splitlines() if l.startswith("focus.localhost: ")]
+    assert len(line) == 1, out
+    assert re.search(r"rooms=[1-9]\d* ready=\d+ pending=\d+ waiters=\d+ requests=[1-9]\d* ", line[0]), line[0]
+    assert line[0].endswith(" focus=built-in"), line[0]
+
+
 def test_http_properties_are_coerced_and_stored(web, server):
     room = new_room()
     r = web.post({"room": room, "properties": {"n": 1, "b": True, "f": 1.5, "s": "x", "z": None}})

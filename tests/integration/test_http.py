@@ -135,6 +135,7 @@ def test_health(web):
     assert before.header("Content-Type").startswith("application/json")
     b = before.json()
     assert b["status"] == "ok"
+    assert b["focus"] == "built-in" and "focus_online" not in b
     web.post({"room": new_room()})
     web.post("{")
     after = web.request("GET", HEALTH).json()
