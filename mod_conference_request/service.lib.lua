@@ -43,7 +43,7 @@ local function new(cfg, focus, metrics, registry)
 		-- is ~15K instructions, a fifth of the HTTP door's own cost). Both focus implementations
 		-- answer a ready room without looking at the host.
 		local raw = request.room;
-		if registry:state(raw) == "ready" then
+		if type(raw) == "string" and registry:state(raw) == "ready" then
 			return focus.request(raw, nil, request, requester, respond);
 		end
 		local room, host = service.check_room(raw);

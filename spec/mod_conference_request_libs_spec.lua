@@ -106,7 +106,10 @@ describe("service.lib", function()
 	local metrics = { request = function(door, outcome, condition) table.insert(counted, { door, outcome, condition }); end };
 
 	local ready = {};
-	local registry = { state = function(_, room) return ready[room] and "ready" or "absent"; end };
+	local registry = { state = function(_, room)
+		assert(type(room) == "string", "the native registry raises on a room that is not a string");
+		return ready[room] and "ready" or "absent";
+	end };
 
 	local function service_with(focus)
 		counted = {};
@@ -155,6 +158,7 @@ describe("service.lib", function()
 		{ "r@conference.localhost/res", "jid-malformed" },
 		{ "r@elsewhere.localhost", "item-not-found" },
 		{ "", "bad-request" },
+		{ nil, "bad-request" },
 	};
 	for _, case in ipairs(rooms) do
 		it(("answers %s for room %q without asking the focus"):format(case[2], case[1]), function()
