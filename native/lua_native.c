@@ -236,6 +236,11 @@ static const char *field_str(lua_State *L, int idx, const char *key, size_t *len
     return s;
 }
 
+/* s[0..len) is exactly the NUL-terminated lit (a Lua string may hold a NUL). */
+static bool str_is(const char *s, size_t len, const char *lit) {
+    return s && len == strlen(lit) && memcmp(s, lit, len) == 0;
+}
+
 static cr_condition unsafe(cr_error *err, const char *what) {
     return cr_error_set(err, CR_BAD_REQUEST, "%s contains characters not allowed in XML", what);
 }
@@ -290,7 +295,7 @@ static cr_condition stanza_request(lua_State *L, const cr_limits *lim, cr_reques
         return cr_error_set(err, CR_BAD_REQUEST, "payload is not an element");
     size_t nslen;
     const char *ns = field_str(L, 3, "xmlns", &nslen);
-    if (!s || strcmp(s, "conference") != 0 || !ns || strcmp(ns, FOCUS_NS) != 0)
+    if (!str_is(s, len, "conference") || !str_is(ns, nslen, FOCUS_NS))
         return cr_error_set(err, CR_BAD_REQUEST, "payload is not <conference xmlns='" FOCUS_NS "'>");
     if (lim->max_xml_depth < 1)
         return cr_error_set(err, CR_BAD_REQUEST, "payload nested deeper than %zu", lim->max_xml_depth);
@@ -311,7 +316,7 @@ static cr_condition stanza_request(lua_State *L, const cr_limits *lim, cr_reques
             if (lua_getfield(L, 5, "attr") == LUA_TTABLE) { /* 6 */
                 const char *name = field_str(L, 5, "name", &len);
                 const char *cns = field_str(L, 6, "xmlns", &nslen);
-                if (name && strcmp(name, "property") == 0 && (!cns || strcmp(cns, FOCUS_NS) == 0)) {
+                if (str_is(name, len, "property") && (!cns || str_is(cns, nslen, FOCUS_NS))) {
                     size_t nl = 0, vl = 0;
                     const char *pn = field_str(L, 6, "name", &nl);
                     const char *pv = field_str(L, 6, "value", &vl);

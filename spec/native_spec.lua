@@ -217,6 +217,11 @@ describe("native.codec", function()
 			end
 			triple("bad-request", codec:parse_stanza(with_property({ name = "n\0", value = "v" })))
 			triple("bad-request", codec:parse_stanza(with_property({ name = "n", value = "\239\191\190" })))
+			-- names and namespaces are compared with their length
+			triple("bad-request", codec:parse_stanza({ name = "conference\0x", attr = { xmlns = NS, room = "a@b" } }))
+			triple("bad-request", codec:parse_stanza({ name = "conference", attr = { xmlns = NS .. "\0", room = "a@b" } }))
+			assert.same({ room = "a@b", properties = {} }, codec:parse_stanza({ name = "conference", attr = { xmlns = NS, room = "a@b" },
+				tags = { { name = "property\0", attr = { name = "n", value = "v" } } } }))
 			-- Prosody's stream parser marks an element without namespace with xmlns = ""
 			assert.same({ room = "a@b", properties = {} }, codec:parse_stanza(with_property({ xmlns = "", name = "n", value = "v" })))
 			assert.same({ room = "a@b", properties = { "n", "v" } },
