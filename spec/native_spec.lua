@@ -32,6 +32,15 @@ local function plain(el, parent_ns)
 	return out
 end
 
+-- A request built in Lua: a duplicate property name (the last value wins) and a property
+-- without a name (skipped).
+local function built_request()
+	return st.stanza("conference", { xmlns = NS, room = "a@b", ["session-id"] = "s", token = "t" })
+		:tag("property", { name = "x", value = "<&>" }):up()
+		:tag("property", { name = "x", value = "2" }):up()
+		:tag("property", { value = "no name" }):up()
+end
+
 describe("conference_request_native", function()
 	it("is the compiled module with a version", function()
 		assert.is_string(native._VERSION)
@@ -98,10 +107,7 @@ describe("native.codec", function()
 			}, r)
 		end)
 		it("parses what util.stanza serializes", function()
-			local s = st.stanza("conference", { xmlns = NS, room = "a@b", ["session-id"] = "s", token = "t" })
-				:tag("property", { name = "x", value = "<&>" }):up()
-				:tag("property", { name = "x", value = "2" }):up()
-				:tag("property", { value = "no name" }):up()
+			local s = built_request()
 			local r = codec:parse_xml(tostring(s))
 			assert.same({ room = "a@b", session_id = "s", token = "t", properties = { "x", "2" } }, r)
 		end)
@@ -194,10 +200,7 @@ describe("native.codec", function()
 			end
 		end)
 		it("reads trees built in Lua: children inherit the namespace", function()
-			local s = st.stanza("conference", { xmlns = NS, room = "a@b", ["session-id"] = "s", token = "t" })
-				:tag("property", { name = "x", value = "<&>" }):up()
-				:tag("property", { name = "x", value = "2" }):up()
-				:tag("property", { value = "no name" }):up()
+			local s = built_request()
 				:tag("property", { xmlns = "urn:other", name = "other", value = "1" }):up()
 			assert.same(codec:parse_xml(tostring(s)), codec:parse_stanza(s))
 			assert.same({ room = "a@b", session_id = "s", token = "t", properties = { "x", "2" } }, codec:parse_stanza(s))
