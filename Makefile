@@ -13,9 +13,9 @@ CC       ?= cc
 CSTD      = -std=c11
 WARN      = -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes
 OPT      ?= -O2 -g
-PKGS      = expat jansson
+PKGS      = expat jansson libcrypto
 DEPS_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-DEPS_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lexpat -ljansson)
+DEPS_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lexpat -ljansson -lcrypto)
 LUA_CFLAGS  := $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
 CPPFLAGS += -D_POSIX_C_SOURCE=200809L
 CFLAGS   += $(CSTD) $(WARN) $(OPT) -fPIC $(DEPS_CFLAGS)
@@ -31,7 +31,8 @@ CTEST_BIN = $(CTEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
 
 # Debian packages this project needs (build, run, test). `make deps` installs the missing ones.
 APT_PACKAGES = gcc make pkg-config libexpat1-dev libjansson-dev lua5.4 liblua5.4-dev prosody \
-               lua-busted lua-check python3-slixmpp python3-pytest curl valgrind wrk
+               lua-busted lua-check python3-slixmpp python3-pytest curl valgrind wrk \
+               libssl-dev clang
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all deps run test test-c test-lua test-integration check-asan asan-run bench bench-profile lint clean clean-build

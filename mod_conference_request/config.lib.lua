@@ -153,6 +153,14 @@ local function read()
 	cfg.max_waiters_per_room = number_option("conference_request_max_waiters_per_room", 10000, 1, true);
 	cfg.max_waiters = number_option("conference_request_max_waiters", 100000, 1, true);
 
+	-- Rate limits (SPEC §2.3, ratelimit.lib).
+
+	-- (end of rate limits)
+
+	-- Authentication (SPEC §5, auth.lib).
+
+	-- (end of authentication)
+
 	return cfg;
 end
 
