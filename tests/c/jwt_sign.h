@@ -15,7 +15,7 @@
 #include <string.h>
 
 /* Appends the base64url (no padding) form of s[0..n) to out (room for 4 * n / 3 + 4 more). */
-static size_t jwt_b64url(const unsigned char *s, size_t n, char *out) {
+static inline size_t jwt_b64url(const unsigned char *s, size_t n, char *out) {
     static const char A[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     size_t o = 0, i = 0;
     for (; i + 2 < n; i += 3) {
@@ -34,7 +34,7 @@ static size_t jwt_b64url(const unsigned char *s, size_t n, char *out) {
     return o;
 }
 
-static EVP_PKEY *jwt_private_key(const char *pem) {
+static inline EVP_PKEY *jwt_private_key(const char *pem) {
     BIO *b = BIO_new_mem_buf(pem, -1);
     EVP_PKEY *k = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
     BIO_free(b);
@@ -43,7 +43,7 @@ static EVP_PKEY *jwt_private_key(const char *pem) {
 
 /* Signs signing input tbs with alg ("HS256": key = secret bytes; "RS256"/"ES256": pkey), writes
  * the raw JOSE signature into sig (≥ 512 bytes); returns its length, 0 on failure. */
-static size_t jwt_raw_sign(const char *alg, const void *secret, size_t secret_len, EVP_PKEY *pkey,
+static inline size_t jwt_raw_sign(const char *alg, const void *secret, size_t secret_len, EVP_PKEY *pkey,
                            const char *tbs, size_t tbs_len, unsigned char *sig) {
     if (strcmp(alg, "HS256") == 0) {
         unsigned int n = 0;
@@ -74,7 +74,7 @@ static size_t jwt_raw_sign(const char *alg, const void *secret, size_t secret_le
 
 /* A token b64url(header).b64url(claims).b64url(signature of alg_sign); caller frees.
  * alg_sign is the algorithm actually used to sign (may differ from the header's on purpose). */
-static char *jwt_make(const char *header, const char *claims, const char *alg_sign,
+static inline char *jwt_make(const char *header, const char *claims, const char *alg_sign,
                       const void *secret, size_t secret_len, EVP_PKEY *pkey) {
     size_t hl = strlen(header), cl = strlen(claims);
     char *t = malloc(2 * (hl + cl) + 1024);
