@@ -324,6 +324,14 @@ static void test_signature(void) {
         (void)n;
         free(t);
     }
+    /* bytes appended to a valid signature (ES256 reads exactly 64, HS256 32, RS256 the modulus) */
+    for (int i = 0; i < 3; i++) {
+        char *t = sign(algs[i], kids[i], std_claims(), algs[i]);
+        char buf[4096];
+        snprintf(buf, sizeof buf, "%sAAAA", t);
+        EXPECT_REFUSED(v, buf, "room1", NULL, NOW, "token signature invalid");
+        free(t);
+    }
     /* signed with another HMAC secret */
     char header[] = "{\"alg\":\"HS256\"}";
     char *t = jwt_make(header, std_claims(), "HS256", "other", 5, NULL);
@@ -440,7 +448,8 @@ static void test_malformed(void) {
     EXPECT_REFUSED(v, buf, "room1", NULL, NOW, "token malformed (structure)");
     /* base64url: padding, standard-alphabet characters, spaces, bad length, non-zero tail bits */
     const char *bad_b64[] = {"eyJhbGciOiJIUzI1NiJ9=", "eyJhbGci+iJIUzI1NiJ9", "eyJhbGci/iJIUzI1NiJ9",
-                             "eyJhbGci iJIUzI1NiJ9", "eyJhbGciOiJIUzI1NiJ9a", "e31"};
+                             "eyJhbGci iJIUzI1NiJ9", "eyJhbGciOiJIUzI1NiJ9a", "eyJhbGciOiJIUzI1NiJ9A",
+                             "e31"};
     for (size_t i = 0; i < sizeof bad_b64 / sizeof bad_b64[0]; i++) {
         snprintf(buf, sizeof buf, "%s%s", bad_b64[i], strchr(good, '.'));
         EXPECT_REFUSED(v, buf, "room1", NULL, NOW, "token malformed (base64url)");
