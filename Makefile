@@ -101,7 +101,7 @@ bench-profile: deps all
 
 $(BUILD)/bench/jwtbench: tests/bench/jwtbench.c tests/c/jwt_keys.h tests/c/jwt_sign.h $(CORE_LIB)
 	mkdir -p $(BUILD)/bench
-	$(CC) $(CPPFLAGS) $(CFLAGS) -Inative -Itests/c $(LDFLAGS) -o $@ $< $(CORE_LIB) $(DEPS_LIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Inative $(LDFLAGS) -o $@ $< $(CORE_LIB) $(DEPS_LIBS)
 
 bench-jwt: all $(BUILD)/bench/jwtbench
 	$(BUILD)/bench/jwtbench $(JWTBENCH_ARGS)

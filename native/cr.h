@@ -424,8 +424,8 @@ const char *cr_jwt_claims_str(const cr_jwt_claims *c, cr_str s);
 const char *cr_jwt_alg_name(cr_jwt_alg alg);
 
 /* Verifies token[0..len) (borrowed) for the room room[0..room_len) (the room's node without
- * tenant, borrowed), at Unix time now (finite), with tenant[0..tenant_len) (borrowed, NULL = no
- * tenant). On success fills out (caller's; reset first) and returns CR_OK. Refusals:
+ * tenant, borrowed), at Unix time now (finite), with tenant[0..tenant_len) (borrowed; NULL or
+ * empty = no tenant). On success fills out (caller's; reset first) and returns CR_OK. Refusals:
  * CR_NOT_AUTHORIZED and a text naming what failed (see native/README.md); out then holds no
  * verified claims (alg 0). CR_INTERNAL_SERVER_ERROR on allocation failure. */
 cr_condition cr_jwt_verify(const cr_jwt_verifier *v, const char *token, size_t len,

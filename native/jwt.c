@@ -518,7 +518,7 @@ static cr_condition check_claims(const cr_jwt_verifier *v, json_t *claims, const
     const char *ss = json_string_value(sub);
     size_t sl = json_string_length(sub);
     if (!(str_eq(ss, sl, "*") || (v->domain.s && ascii_ieq(ss, sl, v->domain.s, v->domain.len)) ||
-          (tenant && ascii_ieq(ss, sl, tenant, tenant_len))))
+          (tenant && tenant_len && ascii_ieq(ss, sl, tenant, tenant_len))))
         return refuse(err, "token subject does not match");
 
     json_t *rc = get_string(claims, "room", &bad);

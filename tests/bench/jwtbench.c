@@ -16,8 +16,8 @@
 #include <time.h>
 
 #include "cr.h"
-#include "jwt_keys.h"
-#include "jwt_sign.h"
+#include "../c/jwt_keys.h"
+#include "../c/jwt_sign.h"
 
 #define SECRET "bench-secret-0123456789abcdef0123456789abcdef"
 #define NOW 1700000000.0

@@ -242,6 +242,10 @@ static void test_sub(void) {
     t = sign("HS256", NULL, claims_with("room1", "*", NOW + 60, NOW, ""), "HS256");
     EXPECT_OK(v, t, "room1", "tenant2", NOW);
     free(t);
+    /* an empty tenant is no tenant: an empty sub never matches */
+    t = sign("HS256", NULL, claims_with("room1", "", NOW + 60, NOW, ""), "HS256");
+    EXPECT_REFUSED(v, t, "room1", "", NOW, "token subject does not match");
+    free(t);
     t = sign("HS256", NULL, "{\"room\":\"*\",\"iss\":\"my_app\",\"aud\":\"jitsi\"}", "HS256");
     EXPECT_REFUSED(v, t, "room1", NULL, NOW, "token subject does not match"); /* missing sub */
     free(t);

@@ -12,13 +12,13 @@
  *
  * Build (the `make fuzz` target builds every tests/fuzz/fuzz_*.c the same way):
  *   clang -fsanitize=fuzzer,address,undefined -std=c11 -D_POSIX_C_SOURCE=200809L -Inative \
- *     -Itests/c tests/fuzz/fuzz_jwt.c <every native/ .c file but lua_native.c> \
+ *     tests/fuzz/fuzz_jwt.c <every native/ .c file but lua_native.c> \
  *     -lexpat -ljansson -lcrypto -o build/fuzz_jwt
  *   build/fuzz_jwt tests/fuzz/corpus/jwt
  */
 #include "cr.h"
-#include "jwt_keys.h"
-#include "jwt_sign.h"
+#include "../c/jwt_keys.h"
+#include "../c/jwt_sign.h"
 
 #include <stdint.h>
 #include <stdlib.h>
