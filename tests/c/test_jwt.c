@@ -572,6 +572,47 @@ static void test_reuse(void) {
     cr_jwt_verifier_free(v);
 }
 
+/* Deterministic mutations of valid tokens (the libFuzzer harness is not part of make test): no
+ * crash, a refusal is not-authorized with a text, and a mutant accepted is one whose bytes are
+ * those of the original token (a change that decodes to the same bytes is impossible: the
+ * base64url decoding is canonical). */
+static void test_mutations(void) {
+    cr_jwt_verifier *v = std_verifier();
+    const char *algs[] = {"HS256", "RS256", "ES256"};
+    const char *kids[] = {NULL, "rsa1", "ec1"};
+    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/ \0";
+    uint64_t rng = 0x9E3779B97F4A7C15ULL;
+    int bad = 0, accepted_changed = 0;
+    for (int a = 0; a < 3; a++) {
+        char *t = sign(algs[a], kids[a], std_claims(), algs[a]);
+        size_t n = strlen(t);
+        char *m = malloc(n + 1);
+        for (int i = 0; i < (a == 0 ? 3000 : 300); i++) {
+            memcpy(m, t, n + 1);
+            size_t len = n;
+            int edits = 1 + (int)(rng % 3);
+            for (int e = 0; e < edits; e++) {
+                rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+                size_t pos = (size_t)(rng >> 8) % len;
+                if (rng % 5 == 0) len = pos ? pos : 1; /* truncate */
+                else m[pos] = alphabet[(rng >> 40) % (sizeof alphabet - 1)];
+            }
+            cr_error e = {CR_OK, ""};
+            cr_condition c = cr_jwt_verify(v, m, len, "room1", 5, NULL, 0, NOW, &claims, &e);
+            if (c == CR_OK) {
+                if (len != n || memcmp(m, t, n) != 0) accepted_changed++;
+            } else if (c != CR_NOT_AUTHORIZED || e.text[0] == '\0' || claims.alg != 0) {
+                bad++;
+            }
+        }
+        free(m);
+        free(t);
+    }
+    CHECK(bad == 0);
+    CHECK(accepted_changed == 0);
+    cr_jwt_verifier_free(v);
+}
+
 int main(void) {
     rsa_priv = jwt_private_key(RSA_PRIV);
     ec_priv = jwt_private_key(EC_PRIV);
@@ -593,6 +634,7 @@ int main(void) {
     test_too_long();
     test_context();
     test_reuse();
+    test_mutations();
     cr_jwt_claims_free(&claims);
     EVP_PKEY_free(rsa_priv);
     EVP_PKEY_free(ec_priv);
