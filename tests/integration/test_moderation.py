@@ -125,6 +125,33 @@ def test_ownership_passes_to_the_longest_present_occupant(users):
     carol.wait(owner_presence(room + "/amy"), "the owner grant for carol (nick amy)")
 
 
+def test_nick_changes_and_a_second_resource_keep_the_owner(users):
+    """Owner rights are the bare JID's: a nick change keeps them (mod_muc reports it as the old nick
+    leaving), and a second resource of the owner is owner too; the room passes on only when the
+    last of the owner's occupants has left."""
+    laptop, phone, bob = users("alice"), users("alice"), users("bob")
+    room = new_room("mod")
+    create(laptop, room)
+    join(laptop, room, "alice")
+    laptop.wait(owner_presence(room + "/alice"), "the owner grant for alice")
+    join(bob, room, "bob")
+
+    laptop.presence("%s/alice-renamed" % room)  # nick change: an available presence to a new nick
+    bob.presence_from(room + "/alice", "unavailable")
+    renamed = bob.presence_from(room + "/alice-renamed")
+    assert item_of(renamed)["affiliation"] == "owner"
+
+    again = join(phone, room, "alice-phone")
+    assert (item_of(again)["affiliation"], item_of(again)["role"]) == ("owner", "moderator")
+    leave(laptop, room, "alice-renamed")
+    bob.presence_from(room + "/alice-renamed", "unavailable")
+    for pres in presences_from(bob.take_all(), room + "/bob"):
+        assert item_of(pres)["affiliation"] == "none", ET.tostring(pres)
+
+    leave(phone, room, "alice-phone")
+    bob.wait(owner_presence(room + "/bob"), "the owner grant for bob")
+
+
 def test_rooms_the_module_did_not_create_keep_mod_muc_rules(users):
     """A room created by a user's presence (here a MUC admin: restrict_room_creation is on) is a
     plain MUC room: its creator is owner by mod_muc, and nobody is made owner when it leaves."""
