@@ -13,10 +13,12 @@
 --                       everyone else stays as mod_muc made them; no auto-owner.
 --
 -- Grants are affiliations, so they go to the real bare JID (every occupant of that bare JID, any
--- nick, any resource, becomes owner; mod_muc broadcasts the new affiliation and role). They are
--- made once mod_muc has completed the join (muc-occupant-session-new, after history and subject),
--- as jicofo does after the member joined: the joiner first sees itself as participant, then the
--- owner update; a join another module refuses never leaves an owner behind.
+-- nick, any resource, is owner). A joiner is granted as it joins (muc-occupant-pre-join, after
+-- every other check: priority -100, below mod_muc's own and Jitsi's), so the join presence it and
+-- the room receive already says owner/moderator: no second self-presence in the middle of the
+-- client's join (slixmpp, for one, takes such a presence before the subject for an error and
+-- leaves). Promotions of occupants already in the room (auto-owner on a departure,
+-- moderation.authenticated) go through room:set_affiliation, which mod_muc broadcasts.
 --
 -- Per-room state (auto-owner only) hangs on the room object, never in room._data (never stored):
 --   room[STATE] = { seq = { [bare jid] = join order }, size = #seq, present = occupants at last
@@ -115,8 +117,9 @@ local function new(cfg, auth)
 
 	-- When nobody in the room is owner: the longest-present eligible occupant becomes owner.
 	-- Occupants that joined before the module was loaded (no seq) count as the longest present.
+	-- Returns true when an occupant is owner afterwards.
 	local function elect(room, s)
-		if owner_present(room, s) then return; end
+		if owner_present(room, s) then return true; end
 		local best, best_seq;
 		for nick, occupant in room:each_occupant() do
 			if eligible(occupant) then
@@ -128,22 +131,55 @@ local function new(cfg, auth)
 		end
 		if best and grant(room, best.bare_jid, "auto-owner") then
 			s.owner = best.bare_jid;
+			return true;
 		end
+		return false;
 	end
 
-	-- Every new session in the room (a new occupant, or another resource joining an occupant):
-	-- O(1) while the cached owner holds.
-	local function on_session_none(event)
-		local room, occupant = event.room, event.occupant;
-		if not is_conference_room(room) or room.destroying or not occupant then return; end
+	-- The occupant is joining (a new occupant, or another session of one): it is owner when it
+	-- joins if it is the one to elect. Occupants already in the room come first (the joiner is the
+	-- newest), so a joiner into a room without an owner but with eligible occupants promotes the
+	-- longest-present of them instead. O(1) while the cached owner holds.
+	local function join_none(room, occupant)
 		local s = state_of(room, true);
 		local bare = occupant.bare_jid;
 		note_join(room, s, bare);
-		if is_owner(room, bare) then
-			s.owner = bare;
-			return;
+		if is_owner(room, bare) or owner_present(room, s) then return false; end
+		if elect(room, s) then return false; end
+		return eligible(occupant) and grant(room, bare, "first occupant");
+	end
+
+	local function join_auth(real_jid, room, occupant)
+		return auth.occupant_role(real_jid) == "owner"
+			and grant(room, occupant.bare_jid, "authenticated (" .. mode .. ")");
+	end
+
+	local function on_pre_join(event)
+		local room, occupant, stanza = event.room, event.occupant, event.stanza;
+		if not is_conference_room(room) or room.destroying or not occupant then return; end
+		-- A nick held by another bare JID: mod_muc refuses the join (conflict) right after this
+		-- event, and event.occupant is then the holder.
+		local holder = room:get_occupant_by_nick(occupant.nick);
+		if holder and holder.bare_jid ~= jid_bare(stanza.attr.from) then return; end
+		local granted;
+		if mode == "none" then
+			granted = join_none(room, occupant);
+		else
+			granted = join_auth(stanza.attr.from, room, occupant);
 		end
-		elect(room, s);
+		if granted and occupant.role ~= "moderator" then
+			-- mod_muc computed the new occupant's role before this event; give it an owner's
+			occupant.role = room:get_default_role("owner") or occupant.role;
+		end
+	end
+
+	-- The join went through: an owner among the occupants is now known (O(1) later joins).
+	local function on_joined_none(event)
+		local room, occupant = event.room, event.occupant;
+		local s = state_of(room, false);
+		if s and occupant and s.owner == nil and is_owner(room, occupant.bare_jid) then
+			s.owner = occupant.bare_jid;
+		end
 	end
 
 	local function on_left_none(event)
@@ -174,10 +210,6 @@ local function new(cfg, auth)
 		end
 	end
 
-	local function on_session_new(event)
-		check_session(event.room, event.jid);
-	end
-
 	-- For auth.lib: a request from real_jid was authenticated for room_jid while that session may
 	-- already be in the room (jicofo's "authenticated" listener): grants owner if it is in the room
 	-- and auth.occupant_role says "owner".
@@ -197,18 +229,17 @@ local function new(cfg, auth)
 	end
 
 	moderation.handlers = {
-		session_new = mode == "none" and on_session_none or on_session_new,
-		left = on_left_none, destroyed = on_destroyed,
+		pre_join = on_pre_join, joined = on_joined_none, left = on_left_none, destroyed = on_destroyed,
 	};
 
 	local function attach(host)
 		if attached[host] or not prosody.hosts[host] then return; end
 		attached[host] = true;
 		local ctx = module:context(host);
-		-- After mod_muc has completed the join: the joiner got its presence, the occupant list,
-		-- the history (50) and the subject (20); the grant then comes as a presence update.
-		ctx:hook("muc-occupant-session-new", moderation.handlers.session_new, -10);
+		-- after every check that may refuse the join (mod_muc's lowest is the lock, -30)
+		ctx:hook("muc-occupant-pre-join", on_pre_join, -100);
 		if mode == "none" then
+			ctx:hook("muc-occupant-joined", on_joined_none, -10);
 			-- before mod_muc's own (-1), which destroys an empty non-persistent room
 			ctx:hook("muc-occupant-left", on_left_none, 10);
 		end

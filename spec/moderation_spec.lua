@@ -23,6 +23,10 @@ local function fake_room(name, conference)
 		end
 		return true
 	end
+	function room:get_default_role(affiliation)
+		return (affiliation == "owner" or affiliation == "admin") and "moderator" or "participant"
+	end
+	function room:get_occupant_by_nick(nick) return self.occupants[nick] end
 	function room:each_occupant() return next, self.occupants, nil end
 	function room:has_occupant() return next(self.occupants) ~= nil end
 	function room:get_occupant_jid(real_jid)
@@ -52,19 +56,26 @@ local function load(auth)
 	return m, env
 end
 
--- mod_muc's join of a new occupant (or of another session of an existing one).
+-- mod_muc's join of a new occupant (or of another session of an existing one): the occupant's
+-- role comes from its affiliation, then muc-occupant-pre-join, then the occupant is saved and
+-- muc-occupant-joined fires (new occupants only). Returns the occupant, or nil when another bare
+-- JID holds the nick (mod_muc's conflict).
 local function join(m, room, nick, real_jid, role)
 	local nick_jid = room.jid .. "/" .. nick
-	local occupant = room.occupants[nick_jid]
+	local existing = room.occupants[nick_jid]
+	local occupant = existing
 	if not occupant then
 		occupant = { nick = nick_jid, bare_jid = bare(real_jid), sessions = {} }
-		local aff = room:get_affiliation(real_jid)
-		occupant.role = role or ((aff == "owner" or aff == "admin") and "moderator" or "participant")
-		room.occupants[nick_jid] = occupant
+		occupant.role = role or room:get_default_role(room:get_affiliation(real_jid))
 	end
-	occupant.sessions[real_jid] = true
-	m.handlers.session_new({ room = room, nick = nick_jid, occupant = occupant, jid = real_jid,
+	m.handlers.pre_join({ room = room, occupant = occupant, is_first_session = existing == nil,
 		stanza = { name = "presence", attr = { from = real_jid, to = nick_jid } } })
+	if existing and existing.bare_jid ~= bare(real_jid) then return nil end
+	occupant.sessions[real_jid] = true
+	room.occupants[nick_jid] = occupant
+	if not existing then
+		m.handlers.joined({ room = room, nick = nick_jid, occupant = occupant })
+	end
 	return occupant
 end
 
@@ -213,6 +224,24 @@ describe("moderation.lib, auth none", function()
 		assert.same({ "bob@localhost" }, room.grants)
 	end)
 
+	it("grants nothing to a joiner mod_muc will refuse for a nick held by someone else", function()
+		local m = load()
+		local room = fake_room("r7b")
+		join(m, room, "mute", "mute@localhost/m", "visitor") -- in the room, not eligible: no owner
+		assert.is_nil(join(m, room, "mute", "eve@localhost/e"))
+		assert.same({}, room.grants)
+	end)
+
+	it("promotes the longest-present occupant, not the joiner, when an ownerless room gets a joiner", function()
+		local m = load()
+		local room = fake_room("r7c")
+		join(m, room, "mute", "mute@localhost/m", "visitor")
+		room.occupants[room.jid .. "/mute"].role = "participant" -- given voice later
+		join(m, room, "bob", "bob@localhost/b")
+		assert.same({ "mute@localhost" }, room.grants)
+		assert.equal("participant", role_of(room, "bob"))
+	end)
+
 	it("bounds its per-room state by the room's size and drops it when the room is destroyed", function()
 		local m = load()
 		local room = fake_room("r8")
@@ -254,12 +283,12 @@ describe("moderation.lib, auth none", function()
 		assert.same({ "alice@localhost" }, room.grants)
 	end)
 
-	it("hooks session-new after mod_muc's history and subject, and leave before mod_muc's own", function()
+	it("hooks pre-join after mod_muc's own checks, and leave before mod_muc's own", function()
 		local m, env = load()
 		m.start()
 		local by_name = {}
 		for _, h in ipairs(env.hooks) do by_name[h[2]] = h[4] end
-		assert.is_true(by_name["muc-occupant-session-new"] < 20)
+		assert.is_true(by_name["muc-occupant-pre-join"] < -30) -- the lock (-30) is mod_muc's lowest
 		assert.is_true(by_name["muc-occupant-left"] > -1)
 		assert.is_not_nil(by_name["muc-room-destroyed"])
 	end)
@@ -293,6 +322,15 @@ describe("moderation.lib, auth xmpp/jwt", function()
 			assert.same({ "alice@auth.localhost" }, room.grants)
 		end)
 	end
+
+	it("grants nothing when mod_muc will refuse the join for a nick another JID holds", function()
+		local m = load(auth("xmpp"))
+		local room = fake_room("conflict")
+		join(m, room, "x", "guest1@guest.localhost/x")
+		-- mod_muc passes the nick's holder as event.occupant; the joiner is the stanza's sender
+		assert.is_nil(join(m, room, "x", "alice@auth.localhost/web"))
+		assert.same({}, room.grants)
+	end)
 
 	it("does not hook leaves (no auto-owner) outside auth none", function()
 		local m, env = load(auth("xmpp"))

@@ -2,7 +2,7 @@
 real Prosody with real MUC clients (slixmpp): what each occupant sees in the presences the room
 sends. The xmpp/jwt rules are specified with a fake auth in spec/moderation_spec.lua.
 
-- the first occupant of a room the module created becomes owner (role moderator);
+- the first occupant of a room the module created becomes owner (role moderator) as it joins;
 - later joiners stay participants;
 - when the owner leaves, the longest-present occupant becomes owner (jicofo's auto-owner), and so on;
 - rooms the module did not create keep mod_muc's rules (nothing granted);
@@ -42,9 +42,9 @@ def owner_presence(frm):
 
 def join(client, room, nick):
     """A MUC join sent by hand; returns the first presence the room sends about our nick.
-    (Not slixmpp's join_muc: while its join task waits for the subject it takes a second
-    self-presence, the owner grant that follows the subject, for an error and answers the room
-    with an error presence, which makes mod_muc kick the client.)"""
+    (Not slixmpp's join_muc: while its join task waits for the subject it takes any second
+    self-presence, e.g. an owner grant, for an error and answers the room with an error presence,
+    which makes mod_muc kick the client.)"""
     client.raw("<presence to='%s/%s'><x xmlns='http://jabber.org/protocol/muc'/></presence>" % (room, nick))
     return client.presence_from("%s/%s" % (room, nick))
 
@@ -85,12 +85,10 @@ def test_first_joiner_is_owner_and_the_second_a_participant(users):
     room = new_room("mod")
     create(alice, room)
 
+    # granted as it joins: the join presence itself says owner
     first = join(alice, room, "alice")
-    assert (item_of(first)["affiliation"], item_of(first)["role"]) == ("none", "participant")
-    # mod_muc's own join presence (participant), then the focus's grant, broadcast by mod_muc
-    granted = alice.wait(owner_presence(room + "/alice"), "the owner grant for alice")
-    assert is_self(granted)
-    assert item_of(granted)["role"] == "moderator"
+    assert is_self(first)
+    assert (item_of(first)["affiliation"], item_of(first)["role"]) == ("owner", "moderator")
 
     joined = join(bob, room, "bob")
     assert (item_of(joined)["affiliation"], item_of(joined)["role"]) == ("none", "participant")
@@ -105,8 +103,7 @@ def test_ownership_passes_to_the_longest_present_occupant(users):
     alice, bob, carol = users("alice"), users("bob"), users("carol-mod")
     room = new_room("mod")
     create(alice, room)
-    join(alice, room, "alice")
-    alice.wait(owner_presence(room + "/alice"), "the owner grant for alice")
+    assert item_of(join(alice, room, "alice"))["affiliation"] == "owner"
     # bob joins before carol; their nicks sort the other way round (the order is by presence)
     join(bob, room, "zed")
     join(carol, room, "amy")
@@ -132,8 +129,7 @@ def test_nick_changes_and_a_second_resource_keep_the_owner(users):
     laptop, phone, bob = users("alice"), users("alice"), users("bob")
     room = new_room("mod")
     create(laptop, room)
-    join(laptop, room, "alice")
-    laptop.wait(owner_presence(room + "/alice"), "the owner grant for alice")
+    assert item_of(join(laptop, room, "alice"))["affiliation"] == "owner"
     join(bob, room, "bob")
 
     laptop.presence("%s/alice-renamed" % room)  # nick change: an available presence to a new nick
