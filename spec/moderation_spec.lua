@@ -23,7 +23,7 @@ local function fake_room(name, conference)
 		end
 		return true
 	end
-	function room:get_default_role(affiliation)
+	function room.get_default_role(_, affiliation)
 		return (affiliation == "owner" or affiliation == "admin") and "moderator" or "participant"
 	end
 	function room:get_occupant_by_nick(nick) return self.occupants[nick] end
