@@ -34,8 +34,10 @@ local STATE = "conference_request_moderation";
 local COMPACT_SLACK = 32;
 
 local function new(cfg, auth)
+	-- auth: { mode = "none" | "xmpp" | "jwt", occupant_role = function(real_full_jid) } (auth.lib)
 	assert(type(auth) == "table" and type(auth.occupant_role) == "function", "moderation needs an auth object");
-	local mode = auth.mode or "none";
+	local mode = auth.mode;
+	assert(mode == "none" or mode == "xmpp" or mode == "jwt", "moderation: auth.mode must be none, xmpp or jwt");
 	local moderation = { mode = mode };
 	local attached = {};
 

@@ -332,6 +332,12 @@ describe("moderation.lib, auth xmpp/jwt", function()
 		assert.same({}, room.grants)
 	end)
 
+	it("refuses an auth object without a known mode (no silent fallback to auto-owner)", function()
+		assert.has_error(function() load({ occupant_role = function() end }) end)
+		assert.has_error(function() load({ mode = "token", occupant_role = function() end }) end)
+		assert.has_error(function() load({ mode = "jwt" }) end)
+	end)
+
 	it("does not hook leaves (no auto-owner) outside auth none", function()
 		local m, env = load(auth("xmpp"))
 		m.start()
