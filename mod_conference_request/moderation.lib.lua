@@ -13,10 +13,10 @@
 --                       everyone else stays as mod_muc made them; no auto-owner.
 --
 -- Grants are affiliations, so they go to the real bare JID (every occupant of that bare JID, any
--- nick, any resource, is owner). A joiner is granted as it joins (muc-occupant-pre-join, after
--- every other check: priority -100, below mod_muc's own and Jitsi's), so the join presence it and
--- the room receive already says owner/moderator: no second self-presence in the middle of the
--- client's join (slixmpp, for one, takes such a presence before the subject for an error and
+-- nick, any resource, is owner). A joiner is granted as it joins (muc-occupant-pre-join at -100,
+-- after every check that may refuse it: mod_muc's go down to -30, Jitsi's are all positive), so
+-- the join presence it and the room receive already says owner/moderator: no second
+-- self-presence in the middle of the client's join (slixmpp, for one, takes such a presence before the subject for an error and
 -- leaves). Promotions of occupants already in the room (auto-owner on a departure,
 -- moderation.authenticated) go through room:set_affiliation, which mod_muc broadcasts.
 --
