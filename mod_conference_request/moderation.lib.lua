@@ -17,8 +17,9 @@
 -- after every check that may refuse it: mod_muc's go down to -30, Jitsi's are all positive), so
 -- the join presence it and the room receive already says owner/moderator: no second
 -- self-presence in the middle of the client's join (slixmpp, for one, takes such a presence
--- before the subject for an error and leaves). Promotions of occupants already in the room (auto-owner on a departure,
--- moderation.authenticated) go through room:set_affiliation, which mod_muc broadcasts.
+-- before the subject for an error and leaves). Promotions of occupants already in the room
+-- (auto-owner on a departure, moderation.authenticated) go through room:set_affiliation, which
+-- mod_muc broadcasts.
 --
 -- Per-room state (auto-owner only) hangs on the room object, never in room._data (never stored):
 --   room[STATE] = { seq = { [bare jid] = join order }, size = #seq, present = occupants at last
