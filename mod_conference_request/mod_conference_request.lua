@@ -6,8 +6,8 @@
 --
 -- This file only wires things: options (config.lib), the native core, the doors (xmpp.lib,
 -- http.lib), the request flow (service.lib), the built-in focus and MUC tracking (focus.lib) or
--- the external focus (external_focus.lib, when conference_request_focus is set),
--- metrics (metrics.lib) and operator commands (shell.lib).
+-- the external focus (external_focus.lib, when conference_request_focus is set), owner rights
+-- granted by the built-in focus (moderation.lib), metrics (metrics.lib) and operator commands (shell.lib).
 
 local st = require "util.stanza";
 
@@ -41,11 +41,16 @@ local registry = native.registry({
 });
 
 local metrics = module:require "metrics".new(registry);
-local focus;
+-- STAND-IN for auth.lib (auth branch, issue 10): replace at merge with the real auth object
+-- (mode = cfg.auth, occupant_role(real_full_jid) -> "owner" | "member" | nil).
+local auth = { mode = "none", occupant_role = function() return nil; end };
+local focus, moderation;
 if cfg.focus then -- external focus, e.g. jicofo (SPEC §4 "External", external_focus.lib)
 	focus = module:require "external_focus".new(cfg, registry, metrics, native.conditions);
 else
 	focus = module:require "focus".new(cfg, registry, metrics);
+	-- owner rights in the rooms the built-in focus serves (SPEC §4 "Moderation")
+	moderation = module:require "moderation".new(cfg, auth);
 end
 local service = module:require "service".new(cfg, focus, metrics, registry);
 module:require "xmpp".new(native, codec, service);
@@ -57,6 +62,7 @@ local shell = module:require "shell".new(focus, registry, metrics);
 local legacy = legacy_lib and legacy_lib.new(cfg.muc, native, legacy_opts) or nil;
 
 focus.start();
+if moderation then moderation.start(); end
 
 module:log("info", "serving conference requests for %s%s (%s focus, focusjid %s)%s", cfg.muc,
 	#cfg.extra_mucs > 0 and (" and " .. table.concat(cfg.extra_mucs, ", ")) or "",
