@@ -47,7 +47,8 @@ if cfg.focus then -- external focus, e.g. jicofo (SPEC §4 "External", external_
 else
 	focus = module:require "focus".new(cfg, registry, metrics);
 end
-local service = module:require "service".new(cfg, focus, metrics, registry);
+local ratelimit = module:require "ratelimit".new(cfg, metrics);
+local service = module:require "service".new(cfg, focus, metrics, registry, ratelimit);
 module:require "xmpp".new(native, codec, service);
 if cfg.http then
 	module:require "http".new(cfg, native, codec, service, metrics, registry, focus);
