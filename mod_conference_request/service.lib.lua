@@ -20,7 +20,13 @@ local function new(cfg, focus, metrics, registry, ratelimit)
 	-- retry_after, seconds). The focus asks requester.creation_limited(requester) right before it
 	-- creates a room or announces a new one to the external focus.
 	function service.limit_request(requester)
-		if limit_request then return limit_request(requester); end
+		if not limit_request then return nil; end
+		local ok, limited = pcall(limit_request, requester);
+		if not ok then -- never a reason to leave a request unanswered: let it through
+			module:log("error", "rate limit check failed: %s", tostring(limited));
+			return nil;
+		end
+		return limited;
 	end
 
 	local function err(condition, text)

@@ -169,3 +169,31 @@ describe("ratelimit.lib", function()
 		assert.is_nil(rl.creation)
 	end)
 end)
+
+describe("service.lib and ratelimit.lib", function()
+	local function service_with(ratelimit, logs)
+		local module = fake_module()
+		module.log = function(_, level, fmt, ...) table.insert(logs, { level, fmt:format(...) }) end
+		local lib = load_lib("service", { module = module })
+		return lib.new({ muc_hosts = {} }, {}, { request = function() end }, {}, ratelimit)
+	end
+
+	it("lets a request through, and logs, when the rate limit check raises", function()
+		local logs = {}
+		local service = service_with({ request = function() error("boom") end }, logs)
+		assert.is_nil(service.limit_request({ door = "xmpp", jid = "a@b/c" }))
+		assert.equal("error", logs[1][1])
+		assert.matches("boom", logs[1][2])
+	end)
+
+	it("hands the creation check to the focus through the requester", function()
+		local creation = function() end
+		local seen
+		local service = service_with({ creation = creation }, {})
+		service.handle({ room = 5 }, { door = "xmpp" }, function() end)
+		local requester = { door = "http" }
+		service.handle({ room = "r@conference.localhost" }, requester, function() seen = true end)
+		assert.equal(creation, requester.creation_limited)
+		assert.is_true(seen)
+	end)
+end)

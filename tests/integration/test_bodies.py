@@ -7,7 +7,7 @@ import socket
 import time
 
 import pytest
-from conftest import new_room
+from conftest import new_room, start_server, stop_server
 
 V1 = "/conference-request/v1"
 
@@ -172,5 +172,31 @@ def test_server_serves_after_refused_bodies(server):
         raw.send(head("Content-Length: %d\r\n" % len(body)) + body)
         got = raw.responses(1)
         assert [r[0] for r in got] == [200]
+    finally:
+        raw.close()
+
+
+@pytest.fixture(scope="module")
+def big_body_server():
+    srv, _ = start_server("bigbody", "    conference_request_max_body = %d\n" % (2 * 1024 * 1024))
+    try:
+        yield srv
+    finally:
+        stop_server(srv)
+
+
+def test_body_over_http_max_content_size_within_max_body_is_served(big_body_server):
+    """max_body above Prosody's http_max_content_size (1 MiB here): Prosody streams such a body
+    to the module, which collects it and serves the request."""
+    body = (json.dumps({"room": new_room("big")}) + " " * (1536 * 1024)).encode()
+    raw = Raw(big_body_server.http_port)
+    try:
+        raw.send(head("Content-Length: %d\r\n" % len(body)) + body + health_request())
+        got = raw.responses(2)
+        assert [r[0] for r in got] == [200, 200], got
+        assert json.loads(got[0][2])["ready"] is True
+        over = b" " * (3 * 1024 * 1024)
+        raw.send(head("Content-Length: %d\r\n" % len(over)))
+        refused(raw.responses(3, timeout=5)[2:], 413, "policy-violation")
     finally:
         raw.close()
