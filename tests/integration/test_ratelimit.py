@@ -224,3 +224,31 @@ def test_a_flood_of_new_rooms_from_one_client_is_refused_early(defaults):
         assert time.monotonic() - t < 1.0
     finally:
         web.close()
+
+
+# ------------------------------------------------------------------- external focus: exempt
+def test_the_external_focus_is_exempt():
+    """The focus's own account is never refused, though its requests are over both buckets;
+    another user on the same server is."""
+    srv, _ = start_server("ratelimit-ext", LIMITS + "    conference_request_ready_wait = 1\n",
+                          env_extra={"CR_RATE_LIMITS": "", "CR_FOCUS": "focus@auth.localhost"})
+    try:
+        focus = Xmpp(srv, "focus@auth.localhost")
+        try:
+            for _ in range(12):  # 12 requests for 12 new rooms
+                reply = focus.conference(new_room("rl-focus"))
+                # the test client answers its own notification with an error, which is relayed:
+                # anything but a rate limit
+                assert reply["type"] == "result" or error_of(reply)[1] != "resource-constraint", reply
+        finally:
+            focus.close()
+        alice = Xmpp(srv, "alice@localhost")
+        try:
+            room = new_room("rl-ext")
+            for _ in range(10):
+                assert alice.conference(room)["type"] == "result"
+            assert_limited_xmpp(alice.conference(room))
+        finally:
+            alice.close()
+    finally:
+        stop_server(srv)
