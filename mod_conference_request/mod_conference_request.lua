@@ -6,7 +6,7 @@
 --
 -- This file only wires things: options (config.lib), the native core, the doors (xmpp.lib,
 -- http.lib), the request flow (service.lib), the built-in focus and MUC tracking (focus.lib) or
--- the external focus (external_focus.lib, when conference_request_focus is set),
+-- the external focus (external_focus.lib, when conference_request_focus is set), rate limits (ratelimit.lib),
 -- metrics (metrics.lib) and operator commands (shell.lib).
 
 local st = require "util.stanza";
