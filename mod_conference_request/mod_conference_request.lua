@@ -7,7 +7,8 @@
 -- This file only wires things: options (config.lib), the native core, the doors (xmpp.lib,
 -- http.lib), the request flow (service.lib), the built-in focus and MUC tracking (focus.lib) or
 -- the external focus (external_focus.lib, when conference_request_focus is set), owner rights
--- granted by the built-in focus (moderation.lib), metrics (metrics.lib) and operator commands (shell.lib).
+-- granted by the built-in focus (moderation.lib), rate limits (ratelimit.lib), metrics (metrics.lib)
+-- and operator commands (shell.lib).
 
 local st = require "util.stanza";
 
@@ -52,7 +53,8 @@ else
 	-- owner rights in the rooms the built-in focus serves (SPEC §4 "Moderation")
 	moderation = module:require "moderation".new(cfg, auth);
 end
-local service = module:require "service".new(cfg, focus, metrics, registry);
+local ratelimit = module:require "ratelimit".new(cfg, metrics);
+local service = module:require "service".new(cfg, focus, metrics, registry, ratelimit);
 module:require "xmpp".new(native, codec, service);
 if cfg.http then
 	module:require "http".new(cfg, native, codec, service, metrics, registry, focus);

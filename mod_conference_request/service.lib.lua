@@ -10,9 +10,24 @@
 
 local jid = require "util.jid";
 
--- registry: the native registry (only :state is used here).
-local function new(cfg, focus, metrics, registry)
+-- registry: the native registry (only :state is used here). ratelimit: ratelimit.lib (optional).
+local function new(cfg, focus, metrics, registry, ratelimit)
 	local service = {};
+	local limit_request = ratelimit and ratelimit.request;
+	local limit_creation = ratelimit and ratelimit.creation;
+
+	-- The doors ask this before parsing a request: nil, or an error result to answer (with
+	-- retry_after, seconds). The focus asks requester.creation_limited(requester) right before it
+	-- creates a room or announces a new one to the external focus.
+	function service.limit_request(requester)
+		if not limit_request then return nil; end
+		local ok, limited = pcall(limit_request, requester);
+		if not ok then -- never a reason to leave a request unanswered: let it through
+			module:log("error", "rate limit check failed: %s", tostring(limited));
+			return nil;
+		end
+		return limited;
+	end
 
 	local function err(condition, text)
 		return { condition = condition, text = text };
@@ -56,6 +71,7 @@ local function new(cfg, focus, metrics, registry)
 	function service.handle(request, requester, respond)
 		local answered = false;
 		local door = requester.door;
+		requester.creation_limited = limit_creation;
 		local function once(result)
 			if answered then
 				module:log("warn", "second answer for one %s request suppressed", door);
