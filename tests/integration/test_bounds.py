@@ -4,6 +4,7 @@ real Prosody: the legacy outsider cache under a presence flood (RSS of the Proso
 full by a client touching its own rooms, and the empty-room timer that requests do not extend."""
 import os
 import re
+import select
 import socket
 import threading
 import time
@@ -11,7 +12,7 @@ import uuid
 
 import pytest
 
-from conftest import MUC, Http, eventually, new_room, start_server, stop_server
+from conftest import MUC, Http, Xmpp, conference_of, new_room, start_server, stop_server
 from legacy_client import Client, query_children, register
 
 NS_CONF_FOCUS = "http://jitsi.org/protocol/focus"
@@ -81,22 +82,25 @@ class RawXmpp:
         """Sends one conference IQ per room as fast as the socket takes them while a reader thread
         counts the replies; returns (replies, errors) once all arrived or `timeout` passed."""
         counts = {"replies": 0, "errors": 0}
+        t0 = time.monotonic()
         done = threading.Event()
         total = len(rooms)
 
         def reader():
             tail = b""
-            self.sock.settimeout(0.5)
             deadline = time.monotonic() + timeout
             while counts["replies"] < total and time.monotonic() < deadline:
-                try:
-                    chunk = self.sock.recv(1 << 20)
-                except socket.timeout:
+                readable, _, _ = select.select([self.sock], [], [], 0.5)
+                if not readable:
                     continue
+                chunk = self.sock.recv(1 << 20)
                 if not chunk:
                     break
                 data = tail + chunk
+                before = counts["replies"] // 2500
                 counts["replies"] += data.count(b"</iq>")
+                if counts["replies"] // 2500 != before and os.environ.get("CR_FLOOD_TRACE"):
+                    print("  %d replies at %.2f s" % (counts["replies"], time.monotonic() - t0))
                 counts["errors"] += data.count(b"type='error'")
                 tail = data[-16:]
                 # a marker split across chunks is counted once: drop what was already counted
@@ -106,6 +110,7 @@ class RawXmpp:
                     tail = tail[tail.rindex(b"</iq>") + 5:]
             done.set()
 
+        self.sock.settimeout(None)
         t = threading.Thread(target=reader, daemon=True)
         t.start()
         batch = []
@@ -118,7 +123,6 @@ class RawXmpp:
         if batch:
             self.send("".join(batch))
         done.wait(timeout + 5)
-        self.sock.settimeout(30)
         return counts["replies"], counts["errors"]
 
     def close(self):
@@ -247,3 +251,62 @@ def test_legacy_outsider_entries_go_when_the_session_ends(flood_server):
     finally:
         again.close()
         second.close()
+
+
+# ---------------------------------------------------------------------------- room flood
+FLOOD_ROOMS = int(os.environ.get("CR_FLOOD_ROOMS", "20000"))
+
+
+def test_room_creation_flood_leaves_good_requests_answered(flood_server):
+    flooder = RawXmpp(flood_server.c2s_port)
+    rooms = ["flood-%d-%s@%s" % (i, uuid.uuid4().hex[:6], MUC) for i in range(FLOOD_ROOMS)]
+    t0 = time.monotonic()
+    replies, errors = flooder.flood_conference_requests(rooms, timeout=90)
+    took = time.monotonic() - t0
+    print("flood: %d replies (%d errors) in %.1f s" % (replies, errors, took))
+    status, ready, seconds = timed_post(flood_server, new_room("good"))
+    print("good request after the flood: %s ready=%s in %.3f s" % (status, ready, seconds))
+    flooder.close()
+    assert replies == FLOOD_ROOMS and errors == 0
+    assert status == 200 and ready is True
+    assert seconds < 1.0, "a good request took %.3f s after the flood" % seconds
+
+
+# ---------------------------------------------------------------------------- registry held full
+@pytest.fixture(scope="module")
+def small_registry():
+    srv, _ = start_server("bounds-full", "    conference_request_max_rooms = 5\n"
+                                         "    conference_request_rate_limits = false\n",
+                          env_extra={"CR_EMPTY_ROOM_TIMEOUT": "120"})
+    try:
+        yield srv
+    finally:
+        stop_server(srv)
+
+
+def test_full_registry_evicts_the_oldest_unjoined_room_for_a_new_one(small_registry):
+    alice = Xmpp(small_registry, "alice@localhost")
+    web = Http(small_registry.http_port)
+    try:
+        joined = new_room("joined")
+        assert conference_of(alice.conference(joined)).get("ready") == "true"
+        assert alice.join(joined, "alice")["type"] != "error"
+        held = [new_room("held-%d" % i) for i in range(4)]
+        # a client fills the registry and keeps touching its own rooms
+        for _ in range(3):
+            for room in held:
+                assert web.post({"room": room}).json()["ready"] is True
+        fresh = new_room("fresh")
+        r = web.post({"room": fresh})
+        assert r.status == 200 and r.json()["ready"] is True, (r.status, r.body)
+        assert alice.disco_info(fresh) == "result"
+        assert alice.disco_info(held[0]) == "item-not-found", "the oldest unjoined room made way"
+        assert all(alice.disco_info(room) == "result" for room in held[1:])
+        assert alice.disco_info(joined) == "result", "a joined room is never evicted"
+        # the next new room takes the next oldest, not the joined one
+        assert web.post({"room": new_room("fresh")}).json()["ready"] is True
+        assert alice.disco_info(held[1]) == "item-not-found"
+        assert alice.disco_info(joined) == "result"
+    finally:
+        web.close()
+        alice.close()
