@@ -28,10 +28,27 @@ local function new(cfg, registry, metrics)
 	local attached = {};        -- muc host -> true once its events are hooked
 	local creating = {};        -- room jid -> properties, while create_room runs
 	-- Rooms we created, not yet joined: room jid -> entry { jid, host, deadline (monotonic s),
-	-- room = the room object while parked }; and the same entries in creation order (a queue
-	-- whose stale entries, joined or destroyed rooms, are skipped).
+	-- room = the room object while parked }; the same entries are linked in creation order
+	-- (first = oldest; e.prev/e.next), so there are never more of them than tracked rooms.
 	local unjoined = {};
-	local queue, q_first, q_last = {}, 1, 0;
+	local first, last;
+
+	local function link(e)
+		e.prev, e.next = last, nil;
+		if last then last.next = e; else first = e; end
+		last = e;
+		unjoined[e.jid] = e;
+	end
+
+	local function unlink(room_jid)
+		local e = unjoined[room_jid];
+		if not e then return; end
+		unjoined[room_jid] = nil;
+		if e.prev then e.prev.next = e.next; else first = e.next; end
+		if e.next then e.next.prev = e.prev; else last = e.prev; end
+		e.prev, e.next = nil, nil;
+		return e;
+	end
 	local sweeping = false;     -- the one empty-room timer is armed
 	local reloading = false;    -- save() ran: the next instance adopts the parked rooms
 
@@ -74,7 +91,7 @@ local function new(cfg, registry, metrics)
 	end
 
 	local function untrack(room_jid)
-		unjoined[room_jid] = nil; -- its queue entry is skipped as stale
+		unlink(room_jid);
 		for _, w in ipairs(registry:forget(room_jid)) do
 			w.respond(answer(room_jid, false));
 		end
@@ -102,8 +119,7 @@ local function new(cfg, registry, metrics)
 
 	local function on_occupant_joined(event)
 		local room_jid = event.room.jid;
-		if unjoined[room_jid] then
-			unjoined[room_jid] = nil;
+		if unlink(room_jid) then
 			module:log("debug", "room %s joined, empty-room timeout cancelled", room_jid);
 		end
 	end
@@ -199,11 +215,11 @@ local function new(cfg, registry, metrics)
 		module:add_timer(1, check_mucs);
 	end
 
-	-- Empty-room timeout: deadlines are creation + timeout, so the queue is in deadline order and
+	-- Empty-room timeout: deadlines are creation + timeout, so the list is in deadline order and
 	-- one timer serves every room (after a reload with a changed timeout a room may go a little
-	-- late: when the rooms queued before it do).
+	-- late: when the rooms listed before it do).
 	local function destroy_unjoined(e, why)
-		unjoined[e.jid] = nil;
+		unlink(e.jid);
 		local room = e.room;
 		e.room = nil;
 		if not room then
@@ -219,23 +235,16 @@ local function new(cfg, registry, metrics)
 		return false;
 	end
 
-	local function queue_head()
-		while q_first <= q_last do
-			local e = queue[q_first];
-			if unjoined[e.jid] == e then return e; end
-			queue[q_first] = nil;
-			q_first = q_first + 1;
-		end
-		queue, q_first, q_last = {}, 1, 0;
-	end
-
 	local function sweep()
 		local now = st_time.monotonic();
-		local e = queue_head();
+		local e = first;
 		while e and e.deadline <= now do
 			local ok, fault = pcall(destroy_unjoined, e, ("was not joined within %gs"):format(cfg.empty_room_timeout));
-			if not ok then module:log("error", "destroying unjoined room %s: %s", e.jid, tostring(fault)); end
-			e = queue_head();
+			if not ok then
+				module:log("error", "destroying unjoined room %s: %s", e.jid, tostring(fault));
+				unlink(e.jid);
+			end
+			e = first;
 		end
 		if not e then
 			sweeping = false;
@@ -245,10 +254,9 @@ local function new(cfg, registry, metrics)
 	end
 
 	local function arm(room_jid, host, deadline)
+		unlink(room_jid);
 		local e = { jid = room_jid, host = host, deadline = deadline or st_time.monotonic() + cfg.empty_room_timeout };
-		unjoined[room_jid] = e;
-		q_last = q_last + 1;
-		queue[q_last] = e;
+		link(e);
 		if not sweeping then
 			sweeping = true;
 			module:add_timer(math.max(e.deadline - st_time.monotonic(), 0.01), sweep);
@@ -258,10 +266,8 @@ local function new(cfg, registry, metrics)
 
 	-- Registry full: the oldest unjoined room we created goes, as its timer would have made it go.
 	local function evict_unjoined()
-		local e = queue_head();
-		while e do
-			if destroy_unjoined(e, "was the oldest unjoined room while the registry was full") then return true; end
-			e = queue_head();
+		while first do
+			if destroy_unjoined(first, "was the oldest unjoined room while the registry was full") then return true; end
 		end
 		return false;
 	end
@@ -383,6 +389,7 @@ local function new(cfg, registry, metrics)
 			end
 		end
 		for room_jid in pairs(unjoined) do unjoined[room_jid] = nil; end
+		first, last = nil, nil;
 	end
 
 	return focus;

@@ -310,3 +310,32 @@ def test_full_registry_evicts_the_oldest_unjoined_room_for_a_new_one(small_regis
     finally:
         web.close()
         alice.close()
+
+
+# ---------------------------------------------------------------------------- external focus
+def test_external_focus_room_refused_a_waiter_is_not_kept_pending(tmp_path):
+    """A request the waiter bounds refuse (max_waiters) still notified the focus and left its room
+    pending with nobody waiting: such rooms are forgotten like those whose waiters timed out, or a
+    silent focus would let them fill the registry."""
+    import asyncio
+    from test_external_focus import FOCUS_JID, FOCUS_PASSWORD, focus_online, health, http_request, stop_all
+
+    srv, _ = start_server("bounds-ext", "    conference_request_ready_wait = 1\n"
+                                        "    conference_request_max_waiters = 1\n",
+                          env_extra={"CR_FOCUS": FOCUS_JID, "CR_FOCUS_PASSWORD": FOCUS_PASSWORD})
+    try:
+        async def scenario():
+            focus = await focus_online(srv, mode="ignore")
+            answers = await asyncio.gather(http_request(srv, new_room("held")), http_request(srv, new_room("refused")))
+            for _ in range(40):
+                h = await health(srv)
+                if h["rooms_pending"] == 0:
+                    break
+                await asyncio.sleep(0.25)
+            await stop_all(focus)
+            return answers, h
+        answers, h = asyncio.run(asyncio.wait_for(scenario(), 60))
+        assert all(a[0] == 200 and a[1]["ready"] is False for a in answers), answers
+        assert h["rooms_pending"] == 0, "a pending room nobody waits on was kept: %s" % h
+    finally:
+        stop_server(srv)
