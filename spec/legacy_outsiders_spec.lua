@@ -100,3 +100,38 @@ describe("legacy_outsiders.lib", function()
 		assert.same({ 0, 0 }, { o.stats() });
 	end);
 end);
+
+describe("legacy.lib options of the outsider cache", function()
+	local function read(options)
+		local module = {
+			get_option = function(_, key, default)
+				local v = options[key];
+				if v == nil then return default; end
+				return v;
+			end,
+		};
+		local env = setmetatable({ module = module }, { __index = _G });
+		local lib = assert(loadfile("mod_conference_request/legacy.lib.lua", "t", env))();
+		return lib.read_options();
+	end
+
+	it("has the documented defaults", function()
+		local o = read({});
+		assert.equal(10000, o.max_outsiders);
+		assert.equal(1023, o.max_status);
+		assert.equal(1048576, o.outsiders_budget);
+	end);
+
+	it("refuses bad values, naming the option", function()
+		for name, bad in pairs({
+			conference_request_legacy_max_status = -1,
+			conference_request_legacy_outsiders_budget = 100,
+			conference_request_legacy_max_outsiders = 0,
+		}) do
+			local ok, err = pcall(read, { [name] = bad });
+			assert.is_false(ok);
+			assert.truthy(tostring(err):find("invalid option " .. name, 1, true), err);
+		end
+		assert.equal(0, read({ conference_request_legacy_max_status = 0 }).max_status);
+	end);
+end);

@@ -339,3 +339,22 @@ def test_external_focus_room_refused_a_waiter_is_not_kept_pending(tmp_path):
         assert h["rooms_pending"] == 0, "a pending room nobody waits on was kept: %s" % h
     finally:
         stop_server(srv)
+
+
+def test_parked_room_survives_a_module_reload_and_can_be_joined(small_registry):
+    """A room the focus created is kept out of mod_muc's live rooms until something is sent to
+    it; a module reload hands such rooms to the next instance, so they can still be joined."""
+    web = Http(small_registry.http_port)
+    alice = None
+    try:
+        room = new_room("parked")
+        assert web.post({"room": room}).json()["ready"] is True
+        out = small_registry.shell('module:reload("conference_request", "focus.localhost")')
+        assert "OK" in out, out
+        alice = Xmpp(small_registry, "alice@localhost")
+        pres = alice.join(room, "alice")
+        assert pres["type"] != "error", pres
+    finally:
+        web.close()
+        if alice:
+            alice.close()
