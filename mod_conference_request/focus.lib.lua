@@ -101,6 +101,11 @@ local function new(cfg, registry, metrics)
 	local function on_room_created(event)
 		local room = event.room;
 		local props = creating[room.jid];
+		local e = unjoined[room.jid];
+		if e and e.room and e.room ~= room then
+			-- somebody else created it anew while ours was out of mod_muc's sight: theirs wins
+			unlink(room.jid);
+		end
 		if props then
 			room._data.conference_properties = props;
 			-- ours: temporary whatever muc_room_default_persistent says (its owners may change that)
@@ -218,6 +223,8 @@ local function new(cfg, registry, metrics)
 	-- Empty-room timeout: deadlines are creation + timeout, so the list is in deadline order and
 	-- one timer serves every room (after a reload with a changed timeout a room may go a little
 	-- late: when the rooms listed before it do).
+	local SWEEP_BATCH = 500; -- rooms destroyed per event-loop turn
+
 	local function destroy_unjoined(e, why)
 		unlink(e.jid);
 		local room = e.room;
@@ -237,8 +244,9 @@ local function new(cfg, registry, metrics)
 
 	local function sweep()
 		local now = st_time.monotonic();
-		local e = first;
-		while e and e.deadline <= now do
+		local e, budget = first, SWEEP_BATCH;
+		while e and e.deadline <= now and budget > 0 do
+			budget = budget - 1;
 			local ok, fault = pcall(destroy_unjoined, e, ("was not joined within %gs"):format(cfg.empty_room_timeout));
 			if not ok then
 				module:log("error", "destroying unjoined room %s: %s", e.jid, tostring(fault));
@@ -250,6 +258,7 @@ local function new(cfg, registry, metrics)
 			sweeping = false;
 			return;
 		end
+		if budget == 0 then return 0.001; end -- more are due: after the others have had a turn
 		return math.max(e.deadline - now, 0.01);
 	end
 

@@ -358,3 +358,19 @@ def test_parked_room_survives_a_module_reload_and_can_be_joined(small_registry):
         web.close()
         if alice:
             alice.close()
+
+
+def test_unloading_the_module_destroys_the_unjoined_rooms_it_created(small_registry):
+    web = Http(small_registry.http_port)
+    try:
+        room = new_room("unload")
+        assert web.post({"room": room}).json()["ready"] is True
+    finally:
+        web.close()
+    out = small_registry.shell('module:unload("conference_request", "focus.localhost")')
+    assert "OK" in out, out
+    try:
+        assert "room %s was never joined and the module is unloaded, destroying it" % room in small_registry.log()
+    finally:
+        out = small_registry.shell('module:load("conference_request", "focus.localhost")')
+        assert "OK" in out, out
