@@ -1,7 +1,11 @@
 """Bounds an outsider pushes against (issue 9, items 1-2), reproduced at a scale CI can afford on a
 real Prosody: the legacy outsider cache under a presence flood (RSS of the Prosody process, from
 /proc/<pid>/status), a room-creation flood with Prosody's default MUC settings, a registry held
-full by a client touching its own rooms, and the empty-room timer that requests do not extend."""
+full by a client touching its own rooms, rooms the focus creates kept out of mod_muc's live cache
+(reload, unload, temporary), and an external-focus room the waiter bounds refused (the empty-room
+timer that requests do not extend is in test_focus.py). CR_FLOOD_ROOMS=N changes the flood's size,
+CR_FLOOD_TRACE=1 prints its progress."""
+import base64
 import os
 import re
 import select
@@ -29,7 +33,6 @@ class RawXmpp:
         self._open()
         self._read_until(b"</stream:features>")
         if user:
-            import base64
             token = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode()).decode()
             self.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>%s</auth>" % token)
         else:
