@@ -61,6 +61,11 @@ $(BUILD)/tests/%: tests/c/%.c tests/c/ctest.h $(CORE_LIB) | $(BUILD)/tests
 $(BUILD) $(BUILD)/tests:
 	mkdir -p $@
 
+# The binding under a failing Lua allocator: the only test linked with liblua.
+LUA_LIBS := $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
+$(BUILD)/tests/test_binding_oom: tests/c/test_binding_oom.c tests/c/ctest.h $(BUILD)/lua_native.o $(CORE_LIB) | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LUA_CFLAGS) -Inative $(LDFLAGS) -o $@ $< $(BUILD)/lua_native.o $(CORE_LIB) $(DEPS_LIBS) $(LUA_LIBS)
+
 # The corpus replay test runs the fuzz invariants (tests/fuzz/fuzz_check.h) in the normal build.
 $(BUILD)/tests/test_corpus: tests/fuzz/fuzz_check.h
 

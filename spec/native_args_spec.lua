@@ -98,7 +98,8 @@ local FUNCTIONS = {
 	{ "legacy_parser:parse", function() local p = native.legacy_parser(); return p.parse, { p, LEGACY } end, 2,
 		either(one("table"), is_triple) },
 	{ "legacy_parser:__tostring", function() local p = native.legacy_parser(); return getmetatable(p).__tostring, { p } end, 1, one("string") },
-	{ "legacy_parser:__close", function() local p = native.legacy_parser(); return getmetatable(p).__close, { p, nil } end, 1, function(r) return r.n == 0 end },
+	{ "legacy_parser:__close", function() local p = native.legacy_parser(); return getmetatable(p).__close, { p, nil } end, 1,
+		function(r) return r.n == 0 end },
 }
 
 -- Calls f(args[1..n]); returns "error", message or "ok", packed results. An error must be a
@@ -256,25 +257,25 @@ describe("codec:parse_stanza", function()
 	end
 
 	it("reads fields through metamethods that collect garbage", function()
-		local codec = native.codec()
+		local c = native.codec()
 		-- long strings (over 40 bytes) are never interned, so each __index makes a new one
 		local pn, pv = string.rep("n", 60), string.rep("v", 60)
 		local prop = volatile({ name = "property", attr = volatile({ name = pn, value = pv }), tags = {} })
 		local el = volatile({ name = "conference", attr = volatile({ xmlns = NS, room = "r@d", token = "t" }),
 			tags = { prop } })
-		local r = assert(codec:parse_stanza(el))
+		local r = assert(c:parse_stanza(el))
 		assert.same({ room = "r@d", token = "t", properties = { pn, pv } }, r)
 		collectgarbage()
 		-- an element whose name and namespace are only on the stack, refused the same way
 		local other = volatile({ name = "conference", attr = volatile({ xmlns = "urn:x", room = "r@d" }) })
-		local _, cond = codec:parse_stanza(other)
+		local _, cond = c:parse_stanza(other)
 		assert.equal("bad-request", cond)
 	end)
 
 	it("takes only a table, and answers nil, condition, text for odd trees", function()
-		local codec = native.codec()
-		assert.has_error(function() codec:parse_stanza("<conference/>") end)
-		assert.has_error(function() codec:parse_stanza() end)
+		local c = native.codec()
+		assert.has_error(function() c:parse_stanza("<conference/>") end)
+		assert.has_error(function() c:parse_stanza() end)
 		for _, el in ipairs({
 			{}, { name = 1, attr = {} }, { name = "conference", attr = "x" },
 			{ name = "conference", attr = { xmlns = NS } },
@@ -283,7 +284,7 @@ describe("codec:parse_stanza", function()
 			{ name = "conference", attr = { xmlns = NS, room = "r@d\1" } },
 			{ name = "conference", attr = { xmlns = NS, room = "r@d" }, tags = { { name = "property", attr = { name = "\255" } } } },
 		}) do
-			local ok, r, cond = pcall(codec.parse_stanza, codec, el)
+			local ok, r, cond = pcall(c.parse_stanza, c, el)
 			assert.is_true(ok)
 			if r == nil then assert.is_string(conditions[cond] and cond) else assert.is_table(r) end
 		end
