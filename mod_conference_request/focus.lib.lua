@@ -184,6 +184,8 @@ local function new(cfg, registry, metrics)
 			touch(room_jid);
 			return respond(answer(room_jid, true));
 		end
+		-- Only requesters auth.lib allowed may create (SPEC §5); guests join existing rooms only.
+		if requester.may_create == false then return respond(err("not-authorized", "not allowed to create the conference")); end
 		if #registry >= cfg.max_rooms then
 			module:log("warn", "not creating %s: %d rooms tracked (conference_request_max_rooms)", room_jid, #registry);
 			return respond(err("resource-constraint", "too many conferences on this server"));

@@ -27,12 +27,14 @@ end
 local native = require "conference_request_native";
 
 local codec_config = {
-	authentication = false,
 	sip_gateway = cfg.sip_gateway,
 	extra_properties = cfg.extra_properties,
 	stanza_mt = st.stanza_mt,
 };
 for k, v in pairs(cfg.limits) do codec_config[k] = v; end
+-- Authentication (SPEC §5, auth.lib): who may create; authentication/externalAuth in the answers.
+local auth = module:require "auth".new(cfg.auth, native);
+auth.codec_config(codec_config);
 local codec = native.codec(codec_config);
 local registry = native.registry({
 	max_rooms = cfg.max_rooms,
@@ -47,7 +49,7 @@ if cfg.focus then -- external focus, e.g. jicofo (SPEC §4 "External", external_
 else
 	focus = module:require "focus".new(cfg, registry, metrics);
 end
-local service = module:require "service".new(cfg, focus, metrics, registry);
+local service = module:require "service".new(cfg, focus, metrics, registry, auth);
 module:require "xmpp".new(native, codec, service);
 if cfg.http then
 	module:require "http".new(cfg, native, codec, service, metrics, registry, focus);
@@ -64,15 +66,17 @@ module:log("info", "serving conference requests for %s%s (%s focus, focusjid %s)
 	cfg.http and ", HTTP door on" or "");
 
 function module.save()
-	return { unjoined = focus.save() };
+	return { unjoined = focus.save(), auth = auth.save() };
 end
 
 function module.restore(state)
 	focus.restore(state and state.unjoined);
+	auth.restore(state and state.auth);
 end
 
 function module.unload()
 	focus.stop();
+	auth.stop();
 	shell.stop();
 	if legacy then legacy.stop(); end
 end
