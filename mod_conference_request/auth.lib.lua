@@ -4,6 +4,9 @@
 --   auth.check(request, requester, room_jid) -> nil | refusal   (service.lib, before the focus)
 --   auth.decorate(result, requester) -> result                  (session-id / identity in the answer)
 --   auth.occupant_role(real_full_jid) -> "owner" | "member" | nil   (moderation.lib)
+--   auth.on_authenticated = function(room_jid, real_full_jid)      (optional; set by the wiring, e.g.
+--       moderation.authenticated: a JID already in the room became authenticated, as jicofo's
+--       "authenticated" listener)
 --
 -- check() sets requester.may_create (false: the focus refuses to create a missing room with
 -- not-authorized; nil in mode "none": anyone creates), requester.session (xmpp) and
@@ -148,7 +151,15 @@ local function new(opts, native, clock)
 	end
 
 	-- The per-request decision --------------------------------------------------------------------
-	local function check_xmpp(request, requester)
+	-- Tells the owner of auth.on_authenticated; never lets its fault reach the request.
+	function auth.notify(room_jid, full)
+		local listener = auth.on_authenticated;
+		if not listener then return; end
+		local ok, err = pcall(listener, room_jid, full);
+		if not ok then module:log("error", "on_authenticated failed: %s", tostring(err)); end
+	end
+
+	local function check_xmpp(request, requester, room_jid)
 		local full = requester.door == "xmpp" and requester.jid or nil;
 		local session;
 		if request.session_id then
@@ -173,6 +184,7 @@ local function new(opts, native, clock)
 			requester.session = session;
 			remembered:set(full, session.id);
 			requester.may_create = true;
+			auth.notify(room_jid, full);
 		else
 			requester.may_create = false;
 		end
@@ -195,6 +207,7 @@ local function new(opts, native, clock)
 		local full = requester.door == "xmpp" and requester.jid or nil;
 		if full then
 			remembered:set(full, { moderator = claims.moderator });
+			auth.notify(room_jid, full);
 		end
 		return nil;
 	end

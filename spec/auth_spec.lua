@@ -149,6 +149,19 @@ describe("auth.lib", function()
 			assert.equal("owner", auth.occupant_role("g3@g/r"));
 		end);
 
+		it("tells on_authenticated which JID became authenticated for which room", function()
+			local auth = make({ mode = "xmpp", domain = "auth.x" }, clock);
+			local seen = {};
+			auth.on_authenticated = function(room, full) table.insert(seen, { room, full }); end
+			local u = xmpp_requester("u@auth.x/r");
+			auth.check({ machine_uid = "m" }, u, "r1@c");
+			auth.check({ machine_uid = "m", session_id = u.session.id }, xmpp_requester("g@g/r"), "r2@c");
+			auth.check({ machine_uid = "m" }, xmpp_requester("g2@g/r"), "r3@c");
+			assert.same({ { "r1@c", "u@auth.x/r" }, { "r2@c", "g@g/r" } }, seen);
+			auth.on_authenticated = function() error("boom"); end
+			assert.is_nil(auth.check({ machine_uid = "m" }, u, "r1@c"));
+		end);
+
 		it("logs no session id", function()
 			local auth, logs = make({ mode = "xmpp", domain = "auth.x" }, clock);
 			local u = xmpp_requester("u@auth.x/r");
@@ -200,6 +213,8 @@ describe("auth.lib", function()
 
 		it("occupant_role: owner after a valid token unless moderator=false", function()
 			local auth = jwt_auth();
+			local seen = {};
+			auth.on_authenticated = function(room, full) table.insert(seen, room .. " " .. full); end
 			auth.check({ token = "good" }, xmpp_requester("a@x/1"), "r@c");
 			auth.check({ token = "nomod" }, xmpp_requester("b@x/1"), "r@c");
 			auth.check({}, xmpp_requester("c@x/1"), "r@c");
@@ -209,6 +224,7 @@ describe("auth.lib", function()
 			assert.equal("member", auth.occupant_role("b@x/1"));
 			assert.equal("member", auth.occupant_role("c@x/1"));
 			assert.equal("member", auth.occupant_role("d@x/1"));
+			assert.same({ "r@c a@x/1", "r@c b@x/1" }, seen);
 		end);
 
 		it("refuses to load without a verifier in the binding, naming the option", function()
