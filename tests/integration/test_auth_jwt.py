@@ -283,6 +283,17 @@ def test_an_oversized_token_is_refused_and_the_next_request_served(keys, client,
     assert_created_http(jweb, client, good(keys))
 
 
+def test_login_url_has_no_url_and_logout_knows_no_session(client):
+    from conftest import NS
+    reply, _ = client.iq('<login-url xmlns="%s" room="r@conference.localhost" machine-uid="m"/>' % NS, itype="get")
+    assert reply["type"] == "result", ET.tostring(reply.xml)
+    el = reply.xml.find("{%s}login-url" % NS)
+    assert el is not None and el.get("url") is None
+    reply, _ = client.iq('<logout xmlns="%s" session-id="x"/>' % NS, itype="set")
+    assert error_of(reply)[1] == "not-acceptable"
+    assert reply.xml.find("{jabber:client}error").find("{%s}session-invalid" % NS) is not None
+
+
 def test_the_log_holds_no_token_and_no_secret(jwt_server):
     assert USED_TOKENS
     log = jwt_server.log()
