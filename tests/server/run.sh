@@ -57,6 +57,7 @@ for _ in $(seq 1 200); do
     if curl -fsS -o /dev/null -m 2 "$base/conference-request/v1/health" 2>/dev/null && port_open "$c2s_port"; then
         mode="built-in focus (the module is the focus)"
         [ -n "$focus" ] && mode="external focus $focus"
+        [ -n "$auth" ] && mode="$mode; conference_request_auth = $auth"
         cat <<TXT
 
 ======================================================================================
