@@ -6,6 +6,7 @@
 #   make check-asan the C tests and the binding specs under ASan + UBSan
 #   make bench      benchmarks (tests/bench/), not part of `make test`
 #   make bench-profile  Prosody's instructions per request under callgrind (tests/bench/profile.sh)
+#   make bench-jwt  cost of one JWT verification per algorithm in the C core (tests/bench/jwtbench.c)
 #   make lint       luacheck
 #   make clean
 
@@ -35,7 +36,7 @@ APT_PACKAGES = gcc make pkg-config libexpat1-dev libjansson-dev lua5.4 liblua5.4
                libssl-dev clang
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps run test test-c test-lua test-integration check-asan asan-run bench bench-profile lint clean clean-build
+.PHONY: all deps run test test-c test-lua test-integration check-asan asan-run bench bench-profile bench-jwt lint clean clean-build
 .DELETE_ON_ERROR:
 
 all: $(SO) $(CORE_LIB)
@@ -97,6 +98,13 @@ bench: deps all
 
 bench-profile: deps all
 	tests/bench/profile.sh
+
+$(BUILD)/bench/jwtbench: tests/bench/jwtbench.c tests/c/jwt_keys.h tests/c/jwt_sign.h $(CORE_LIB)
+	mkdir -p $(BUILD)/bench
+	$(CC) $(CPPFLAGS) $(CFLAGS) -Inative $(LDFLAGS) -o $@ $< $(CORE_LIB) $(DEPS_LIBS)
+
+bench-jwt: all $(BUILD)/bench/jwtbench
+	$(BUILD)/bench/jwtbench $(JWTBENCH_ARGS)
 
 lint:
 	luacheck -q mod_conference_request spec tests

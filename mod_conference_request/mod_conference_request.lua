@@ -6,8 +6,8 @@
 --
 -- This file only wires things: options (config.lib), the native core, the doors (xmpp.lib,
 -- http.lib), the request flow (service.lib), the built-in focus and MUC tracking (focus.lib) or
--- the external focus (external_focus.lib, when conference_request_focus is set),
--- metrics (metrics.lib) and operator commands (shell.lib).
+-- the external focus (external_focus.lib, when conference_request_focus is set), owner rights
+-- granted by the built-in focus (moderation.lib), metrics (metrics.lib) and operator commands (shell.lib).
 
 local st = require "util.stanza";
 
@@ -43,11 +43,15 @@ local registry = native.registry({
 });
 
 local metrics = module:require "metrics".new(registry);
-local focus;
+local focus, moderation;
 if cfg.focus then -- external focus, e.g. jicofo (SPEC §4 "External", external_focus.lib)
 	focus = module:require "external_focus".new(cfg, registry, metrics, native.conditions);
 else
 	focus = module:require "focus".new(cfg, registry, metrics);
+	-- owner rights in the rooms the built-in focus serves (SPEC §4 "Moderation")
+	moderation = module:require "moderation".new(cfg, auth);
+	-- an occupant already in the room that becomes authenticated is made owner then (jicofo)
+	auth.on_authenticated = moderation.authenticated;
 end
 local service = module:require "service".new(cfg, focus, metrics, registry, auth);
 module:require "xmpp".new(native, codec, service);
@@ -59,6 +63,7 @@ local shell = module:require "shell".new(focus, registry, metrics);
 local legacy = legacy_lib and legacy_lib.new(cfg.muc, native, legacy_opts) or nil;
 
 focus.start();
+if moderation then moderation.start(); end
 
 module:log("info", "serving conference requests for %s%s (%s focus, focusjid %s)%s", cfg.muc,
 	#cfg.extra_mucs > 0 and (" and " .. table.concat(cfg.extra_mucs, ", ")) or "",

@@ -355,4 +355,82 @@ cr_condition cr_legacy_parse(cr_legacy_parser *p, const char *bytes, size_t len,
 bool cr_legacy_nick_is_id(const char *nick, size_t len);
 /* end of the legacy section */
 
+/* ---------------------------------------------------------------------------------------------
+ * JWT verification (jwt.c), issue 10 — section owned by the jwt work
+ *
+ * A verifier holds the configuration (HS256 secret, public keys by kid, accepted issuers and
+ * audiences, domain, leeway, max token length); it is built once, then only read: cr_jwt_verify
+ * takes it const and keeps all per-call state on the stack or in the caller's claims, so one
+ * verifier may serve any number of verifications (OpenSSL objects inside are used read-only).
+ * Verification refusals are CR_NOT_AUTHORIZED with a short text that never quotes the token.
+ * ------------------------------------------------------------------------------------------- */
+#define CR_JWT_MAX_TOKEN_DEFAULT 16384 /* bytes */
+#define CR_JWT_MAX_JSON_DEPTH 16       /* nesting of header and claims, top object = 1 */
+#define CR_JWT_MAX_KEYS 1024           /* public keys per verifier */
+#define CR_JWT_MAX_NAMES 1024          /* issuers, audiences (each) */
+
+typedef struct cr_jwt_verifier cr_jwt_verifier;
+
+typedef enum { CR_JWT_HS256 = 1, CR_JWT_RS256, CR_JWT_ES256 } cr_jwt_alg;
+
+/* The claims of a verified token. Strings are cr_str into arena (NUL-terminated, no NUL inside:
+ * jansson refuses \u0000), read with cr_jwt_claims_str. Reusable: cr_jwt_verify resets it and
+ * keeps its storage. */
+typedef struct {
+    cr_buf arena;   /* owned by the claims */
+    cr_jwt_alg alg; /* 0 until a verification succeeded */
+    cr_str kid;     /* header kid */
+    cr_str iss, sub, room;
+    cr_str user_id; /* context.user.id */
+    cr_str group;   /* context.group */
+    bool has_exp, has_nbf;
+    double exp, nbf;
+    int moderator;  /* context.user.moderator: -1 absent, 0 false, 1 true */
+} cr_jwt_claims;
+
+/* Creates an empty verifier: no algorithm accepted until a secret or a key is added, any iss/aud,
+ * no domain, leeway 0, max token CR_JWT_MAX_TOKEN_DEFAULT. NULL on allocation failure. Caller
+ * frees with cr_jwt_verifier_free (which frees every OpenSSL object it holds). */
+cr_jwt_verifier *cr_jwt_verifier_new(void);
+void cr_jwt_verifier_free(cr_jwt_verifier *v);
+/* Configuration. Every byte string is borrowed (copied into v). Errors: CR_BAD_REQUEST with a
+ * text for a bad value (empty secret, unreadable PEM, a key that is neither RSA ≥ 2048 bits nor
+ * EC P-256, a kid given twice, too many keys/names), CR_INTERNAL_SERVER_ERROR on allocation
+ * failure; v is unchanged on error. */
+cr_condition cr_jwt_set_hs256_secret(cr_jwt_verifier *v, const void *secret, size_t len,
+                                     cr_error *err);
+/* pem: a PEM public key (SubjectPublicKeyInfo or PKCS#1 "RSA PUBLIC KEY") or certificate. An RSA
+ * key accepts RS256 only, an EC P-256 key ES256 only. kid must be non-empty. */
+cr_condition cr_jwt_add_public_key(cr_jwt_verifier *v, const char *kid, size_t kid_len,
+                                   const char *pem, size_t pem_len, cr_error *err);
+/* Accepted `iss` / `aud` values (exact bytes); none added = any accepted. Non-empty. */
+cr_condition cr_jwt_add_issuer(cr_jwt_verifier *v, const char *s, size_t len, cr_error *err);
+cr_condition cr_jwt_add_audience(cr_jwt_verifier *v, const char *s, size_t len, cr_error *err);
+/* The domain `sub` may name (ASCII case-insensitive). Non-empty. */
+cr_condition cr_jwt_set_domain(cr_jwt_verifier *v, const char *s, size_t len, cr_error *err);
+/* Seconds of clock skew for exp/nbf: finite and >= 0, else CR_BAD_REQUEST. */
+cr_condition cr_jwt_set_leeway(cr_jwt_verifier *v, double seconds, cr_error *err);
+/* Longest token accepted, in bytes (> 0). */
+cr_condition cr_jwt_set_max_token(cr_jwt_verifier *v, size_t bytes, cr_error *err);
+/* Number of public keys configured. */
+size_t cr_jwt_key_count(const cr_jwt_verifier *v);
+
+void cr_jwt_claims_init(cr_jwt_claims *c);
+/* Frees what c owns (c itself is the caller's). */
+void cr_jwt_claims_free(cr_jwt_claims *c);
+/* Bytes of s in c's arena (owned by c, valid until c changes); NULL when absent. */
+const char *cr_jwt_claims_str(const cr_jwt_claims *c, cr_str s);
+/* "HS256", "RS256", "ES256" (static), or NULL for 0. */
+const char *cr_jwt_alg_name(cr_jwt_alg alg);
+
+/* Verifies token[0..len) (borrowed) for the room room[0..room_len) (the room's node without
+ * tenant, borrowed), at Unix time now (finite), with tenant[0..tenant_len) (borrowed; NULL or
+ * empty = no tenant). On success fills out (caller's; reset first) and returns CR_OK. Refusals:
+ * CR_NOT_AUTHORIZED and a text naming what failed (see native/README.md); out then holds no
+ * verified claims (alg 0). CR_INTERNAL_SERVER_ERROR on allocation failure. */
+cr_condition cr_jwt_verify(const cr_jwt_verifier *v, const char *token, size_t len,
+                           const char *room, size_t room_len, const char *tenant,
+                           size_t tenant_len, double now, cr_jwt_claims *out, cr_error *err);
+/* end of the jwt section */
+
 #endif

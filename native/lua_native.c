@@ -865,6 +865,215 @@ static void open_legacy(lua_State *L) {
 }
 /* ---- end of the legacy section ------------------------------------------------------------ */
 
+/* ---- JWT verification (jwt section) ------------------------------------------------------- */
+
+#include <math.h> /* isfinite, floor; here so that this section stays self-contained */
+
+#define JWT_MT "conference_request_native.jwt_verifier"
+
+typedef struct {
+    cr_jwt_verifier *v;   /* owned; NULL once closed */
+    cr_jwt_claims claims; /* owned, reused by every verify */
+} ljwt;
+
+static void jwt_release(ljwt *j) {
+    cr_jwt_verifier_free(j->v);
+    j->v = NULL;
+    cr_jwt_claims_free(&j->claims);
+}
+
+static ljwt *check_jwt(lua_State *L) {
+    ljwt *j = luaL_checkudata(L, 1, JWT_MT);
+    if (!j->v) luaL_error(L, "jwt verifier is closed");
+    return j;
+}
+
+/* Raises "option 'key': text" for a failed cr_jwt_* configuration call. */
+static void jwt_config_check(lua_State *L, cr_condition c, const char *key, const cr_error *err) {
+    if (c) luaL_error(L, "option '%s': %s", key, err->text);
+}
+
+/* Adds every string of the array option `key` of the config (index 1) with add. */
+static void jwt_opt_names(lua_State *L, ljwt *j, const char *key,
+                          cr_condition (*add)(cr_jwt_verifier *, const char *, size_t, cr_error *)) {
+    int t = lua_getfield(L, 1, key); /* 3 */
+    if (t == LUA_TNIL) {
+        lua_pop(L, 1);
+        return;
+    }
+    if (t != LUA_TTABLE) luaL_error(L, "option '%s' must be an array of strings", key);
+    lua_pushnil(L);
+    while (lua_next(L, 3)) {
+        if (!lua_isinteger(L, -2) || lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "option '%s' must be an array of strings", key);
+        size_t len;
+        const char *s = lua_tolstring(L, -1, &len); /* used while the value is on the stack */
+        cr_error err;
+        jwt_config_check(L, add(j->v, s, len, &err), key, &err);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
+/* native.jwt_verifier(config) -> verifier
+ * config: hs256_secret = s, public_keys = { [kid] = PEM text }, issuers = { s, … },
+ *         audiences = { s, … }, domain = s, leeway = seconds (>= 0), max_token = bytes.
+ * Raises on a wrong type, an unknown option, an unreadable PEM or an unsupported key. */
+static int l_jwt_verifier(lua_State *L) {
+    static const char *const keys[] = {"hs256_secret", "public_keys", "issuers", "audiences",
+                                       "domain", "leeway", "max_token", NULL};
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    check_keys(L, 1, keys);
+    ljwt *j = lua_newuserdatauv(L, sizeof *j, 0); /* 2 */
+    memset(j, 0, sizeof *j);
+    cr_jwt_claims_init(&j->claims);
+    luaL_setmetatable(L, JWT_MT); /* from here on, __gc frees whatever was built */
+    j->v = cr_jwt_verifier_new();
+    if (!j->v) return luaL_error(L, "out of memory");
+    cr_error err;
+
+    int t = lua_getfield(L, 1, "hs256_secret"); /* 3 */
+    if (t == LUA_TSTRING) {
+        size_t len;
+        const char *s = lua_tolstring(L, 3, &len);
+        jwt_config_check(L, cr_jwt_set_hs256_secret(j->v, s, len, &err), "hs256_secret", &err);
+    } else if (t != LUA_TNIL) {
+        luaL_error(L, "option 'hs256_secret' must be a string");
+    }
+    lua_pop(L, 1);
+
+    t = lua_getfield(L, 1, "public_keys"); /* 3 */
+    if (t == LUA_TTABLE) {
+        lua_pushnil(L);
+        while (lua_next(L, 3)) {
+            if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+                luaL_error(L, "option 'public_keys' must map key ids (strings) to PEM text");
+            size_t kl, pl;
+            const char *kid = lua_tolstring(L, -2, &kl), *pem = lua_tolstring(L, -1, &pl);
+            cr_condition c = cr_jwt_add_public_key(j->v, kid, kl, pem, pl, &err);
+            if (c) luaL_error(L, "option 'public_keys': key '%s': %s", kid, err.text);
+            lua_pop(L, 1);
+        }
+    } else if (t != LUA_TNIL) {
+        luaL_error(L, "option 'public_keys' must be a table");
+    }
+    lua_pop(L, 1);
+
+    jwt_opt_names(L, j, "issuers", cr_jwt_add_issuer);
+    jwt_opt_names(L, j, "audiences", cr_jwt_add_audience);
+
+    t = lua_getfield(L, 1, "domain"); /* 3 */
+    if (t == LUA_TSTRING) {
+        size_t len;
+        const char *s = lua_tolstring(L, 3, &len);
+        jwt_config_check(L, cr_jwt_set_domain(j->v, s, len, &err), "domain", &err);
+    } else if (t != LUA_TNIL) {
+        luaL_error(L, "option 'domain' must be a string");
+    }
+    lua_pop(L, 1);
+
+    t = lua_getfield(L, 1, "leeway"); /* 3 */
+    if (t == LUA_TNUMBER) {
+        if (cr_jwt_set_leeway(j->v, (double)lua_tonumber(L, 3), &err))
+            luaL_error(L, "option 'leeway' must be a finite number >= 0");
+    } else if (t != LUA_TNIL) {
+        luaL_error(L, "option 'leeway' must be a finite number >= 0");
+    }
+    lua_pop(L, 1);
+
+    size_t max_token = CR_JWT_MAX_TOKEN_DEFAULT;
+    opt_limit(L, 1, "max_token", &max_token);
+    jwt_config_check(L, cr_jwt_set_max_token(j->v, max_token, &err), "max_token", &err);
+    lua_settop(L, 2);
+    return 1;
+}
+
+static void jwt_set_str(lua_State *L, const cr_jwt_claims *c, cr_str s, const char *key) {
+    if (!s.set) return;
+    lua_pushlstring(L, cr_jwt_claims_str(c, s), s.len);
+    lua_setfield(L, -2, key);
+}
+
+/* An integral time as a Lua integer, any other as a float. */
+static void jwt_push_time(lua_State *L, double d) {
+    if (d == floor(d) && d >= -9007199254740992.0 && d <= 9007199254740992.0)
+        lua_pushinteger(L, (lua_Integer)d);
+    else
+        lua_pushnumber(L, (lua_Number)d);
+}
+
+/* verifier:verify(token, room_name, now [, tenant]) -> claims | nil, condition, text
+ * token, room_name, tenant: strings; now: a finite number (Unix time, seconds). A refusal is
+ * nil, "not-authorized", text (the text never quotes the token). Wrong argument types raise. */
+static int l_jwt_verify(lua_State *L) {
+    lua_settop(L, 5);
+    ljwt *j = check_jwt(L);
+    luaL_checktype(L, 2, LUA_TSTRING);
+    luaL_checktype(L, 3, LUA_TSTRING);
+    luaL_checktype(L, 4, LUA_TNUMBER);
+    double now = (double)lua_tonumber(L, 4);
+    luaL_argcheck(L, isfinite(now), 4, "now must be a finite number");
+    const char *tenant = NULL;
+    size_t tl = 0, len, rl;
+    if (!lua_isnil(L, 5)) {
+        luaL_checktype(L, 5, LUA_TSTRING);
+        tenant = lua_tolstring(L, 5, &tl);
+    }
+    const char *token = lua_tolstring(L, 2, &len), *room = lua_tolstring(L, 3, &rl);
+    cr_error err;
+    if (cr_jwt_verify(j->v, token, len, room, rl, tenant, tl, now, &j->claims, &err))
+        return push_error(L, &err);
+    const cr_jwt_claims *c = &j->claims;
+    lua_createtable(L, 0, 11);
+    lua_pushstring(L, cr_jwt_alg_name(c->alg));
+    lua_setfield(L, -2, "alg");
+    jwt_set_str(L, c, c->kid, "kid");
+    jwt_set_str(L, c, c->iss, "iss");
+    jwt_set_str(L, c, c->sub, "sub");
+    jwt_set_str(L, c, c->room, "room");
+    jwt_set_str(L, c, c->user_id, "user_id");
+    jwt_set_str(L, c, c->group, "group");
+    if (c->has_exp) {
+        jwt_push_time(L, c->exp);
+        lua_setfield(L, -2, "exp");
+    }
+    if (c->has_nbf) {
+        jwt_push_time(L, c->nbf);
+        lua_setfield(L, -2, "nbf");
+    }
+    if (c->moderator >= 0) {
+        lua_pushboolean(L, c->moderator);
+        lua_setfield(L, -2, "moderator");
+    }
+    return 1;
+}
+
+static int l_jwt_gc(lua_State *L) {
+    jwt_release(luaL_checkudata(L, 1, JWT_MT));
+    return 0;
+}
+
+static int l_jwt_tostring(lua_State *L) {
+    ljwt *j = luaL_checkudata(L, 1, JWT_MT);
+    if (!j->v) lua_pushliteral(L, "conference_request_native.jwt_verifier (closed)");
+    else
+        lua_pushfstring(L, "conference_request_native.jwt_verifier (%d public keys)",
+                        (int)cr_jwt_key_count(j->v));
+    return 1;
+}
+
+/* Registers the verifier class and adds jwt_verifier to the module table on top of the stack. */
+static void open_jwt(lua_State *L) {
+    static const luaL_Reg methods[] = {{"verify", l_jwt_verify}, {NULL, NULL}};
+    static const luaL_Reg meta[] = {{"__gc", l_jwt_gc}, {"__close", l_jwt_gc},
+                                    {"__tostring", l_jwt_tostring}, {NULL, NULL}};
+    new_class(L, JWT_MT, methods, meta);
+    lua_pushcfunction(L, l_jwt_verifier);
+    lua_setfield(L, -2, "jwt_verifier");
+}
+/* ---- end of the jwt section --------------------------------------------------------------- */
+
 int luaopen_conference_request_native(lua_State *L);
 
 int luaopen_conference_request_native(lua_State *L) {
@@ -898,5 +1107,6 @@ int luaopen_conference_request_native(lua_State *L) {
     lua_pushliteral(L, NATIVE_VERSION);
     lua_setfield(L, -2, "_VERSION");
     open_legacy(L); /* legacy section */
+    open_jwt(L);    /* jwt section */
     return 1;
 }

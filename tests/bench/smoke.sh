@@ -77,6 +77,11 @@ pycheck "scale: registry filled, bytes per room and lookup/transition costs meas
 check "the table was printed with all five parts" \
     bash -c 'for p in "1. XMPP" "2. HTTP" "3. join storm" "4. C core" "5. scale"; do grep -q "^$p" "$1" || exit 1; done' _ "$out"
 
+# make bench-jwt (not part of run.sh): the JWT microbenchmark builds, runs and reports every key.
+jwt_json=$(make --no-print-directory -s build/bench/jwtbench >/dev/null 2>&1 && build/bench/jwtbench --reps 1 --secs 0.01 --json)
+check "jwtbench: ns/verify and verifies/s for HS256, RS256, ES256, each positive" \
+    /usr/bin/python3 -c 'import json, sys; r = json.loads(sys.argv[1]); sys.exit(0 if all(r.get("jwt_%s_%s" % (a, k), 0) > 0 for a in ("hs256", "rs256", "es256") for k in ("ns", "per_s")) else 1)' "${jwt_json:-null}"
+
 # crload must fail loudly rather than report nothing measured (the tool's own failure path).
 check "crload exits non-zero when the server is unreachable" \
     bash -c '! build/bench/crload load --port 1 --user x --pass y --conns 1 --duration 0.1 >/dev/null 2>&1'
