@@ -231,3 +231,47 @@ def test_bad_auth_options_refuse_to_load(line, option):
         assert "invalid option %s" % option in log, log[-2000:]
     finally:
         stop_server(srv)
+
+
+# ----------------------------------------------------------------- owner rights (moderation.lib + auth.occupant_role)
+def _moderation_helpers():
+    import legacy_client
+    from test_moderation import item_of, join, owner_presence
+
+    def client(server, jid):
+        if jid != "guest.localhost":
+            return legacy_client.Client(server, jid)
+        orig = legacy_client.Xmpp
+        legacy_client.Xmpp = lambda srv, j: orig(srv, j, password="")
+        try:
+            return legacy_client.Client(server, jid)
+        finally:
+            legacy_client.Xmpp = orig
+    return client, item_of, join, owner_presence
+
+
+def test_authenticated_occupants_become_owners_and_guests_stay_participants(auth_server):
+    client, item_of, join, owner_presence = _moderation_helpers()
+    alice = client(auth_server, "alice@localhost")
+    guest = client(auth_server, "guest.localhost")
+    reuser = client(auth_server, "guest.localhost")
+    late = client(auth_server, "guest.localhost")
+    try:
+        room = new_room("owners")
+        _, sid = session_of(alice.x.conference(room, attrs={"machine-uid": "machine-own"}))
+        mine = item_of(join(alice, room, "alice"))
+        assert (mine["affiliation"], mine["role"]) == ("owner", "moderator")
+        # a guest stays a participant
+        g = item_of(join(guest, room, "guest"))
+        assert (g["affiliation"], g["role"]) == ("none", "participant")
+        # a guest on alice's machine presents her session: owner as it joins
+        session_of(reuser.x.conference(room, attrs={"machine-uid": "machine-own", "session-id": sid}))
+        r = item_of(join(reuser, room, "reuser"))
+        assert (r["affiliation"], r["role"]) == ("owner", "moderator")
+        # a guest already in the room that authenticates afterwards is made owner then (jicofo)
+        assert item_of(join(late, room, "late"))["affiliation"] == "none"
+        session_of(late.x.conference(room, attrs={"machine-uid": "machine-own", "session-id": sid}))
+        late.wait(owner_presence(room + "/late"), "the owner grant after authenticating")
+    finally:
+        for c in (alice, guest, reuser, late):
+            c.close()

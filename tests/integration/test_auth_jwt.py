@@ -304,3 +304,29 @@ def test_the_log_holds_no_token_and_no_secret(jwt_server):
         sig = token.rsplit(".", 1)[-1]
         if len(sig) > 16:
             assert sig not in log
+
+
+def test_token_holders_become_owners_unless_moderator_is_false(keys, jwt_server):
+    import legacy_client
+    from test_moderation import item_of, join
+    mod = legacy_client.Client(jwt_server, "bob@localhost")
+    legacy_client.register(jwt_server, "carol")  # not admin@localhost: Prosody makes server admins room owners
+    nomod = legacy_client.Client(jwt_server, "carol@localhost")
+    notoken = legacy_client.Client(jwt_server, "alice@localhost")
+    try:
+        room = new_room("owners")
+        reply = xmpp_request(mod.x, room, good(keys))
+        assert reply["type"] == "result"
+        body = claims()
+        body["context"]["user"]["moderator"] = False
+        assert xmpp_request(nomod.x, room, make_token(keys, body=body))["type"] == "result"
+        assert xmpp_request(notoken.x, room, None)["type"] == "result"
+        m = item_of(join(mod, room, "mod"))
+        assert (m["affiliation"], m["role"]) == ("owner", "moderator")
+        n = item_of(join(nomod, room, "nomod"))
+        assert (n["affiliation"], n["role"]) == ("none", "participant")
+        t = item_of(join(notoken, room, "guest"))
+        assert (t["affiliation"], t["role"]) == ("none", "participant")
+    finally:
+        for c in (mod, nomod, notoken):
+            c.close()
