@@ -226,7 +226,51 @@ local function read()
 	cfg.max_waiters = number_option("conference_request_max_waiters", 100000, 1, true);
 
 	-- Rate limits (SPEC §2.3, ratelimit.lib).
-
+	-- cfg.rate_limits = false (all off) or { requests = { rate, burst } | false,
+	-- creations = { rate, burst } | false, max_clients = n, xmpp_by_ip = "anonymous" | true | false }.
+	do
+		local name = "conference_request_rate_limits";
+		local defaults = { requests = 20, requests_burst = 200, creations = 0.2, creations_burst = 30,
+			max_clients = 10000, xmpp_by_ip = "anonymous" };
+		local value = module:get_option(name, {});
+		if value == false or value == "false" then
+			cfg.rate_limits = false;
+		elseif type(value) ~= "table" then
+			fail(name, "expected a table (or false: no rate limits), got %s", type(value));
+		else
+			for k in pairs(value) do
+				if defaults[k] == nil then
+					fail(name, "unknown key %s (known: requests, requests_burst, creations, creations_burst, "
+						.. "max_clients, xmpp_by_ip)", tostring(k));
+				end
+			end
+			local function get(k) local v = value[k]; if v == nil then return defaults[k]; end return v; end
+			local function whole(v)
+				return type(v) == "number" and v >= 1 and v ~= math.huge and v == math.floor(v);
+			end
+			local function bucket(kind)
+				local rate, burst = get(kind), get(kind .. "_burst");
+				if rate == false then return false; end
+				if type(rate) ~= "number" or rate ~= rate or rate <= 0 or rate == math.huge then
+					fail(name, "%s must be a number of %s per second > 0 (or false), got %s", kind, kind, tostring(rate));
+				end
+				if not whole(burst) then
+					fail(name, "%s_burst must be a whole number ≥ 1, got %s", kind, tostring(burst));
+				end
+				return { rate = rate, burst = math.tointeger(burst) };
+			end
+			local max_clients = get("max_clients");
+			if not whole(max_clients) then
+				fail(name, "max_clients must be a whole number ≥ 1, got %s", tostring(max_clients));
+			end
+			local by_ip = get("xmpp_by_ip");
+			if by_ip ~= true and by_ip ~= false and by_ip ~= "anonymous" then
+				fail(name, "xmpp_by_ip must be \"anonymous\", true or false, got %s", tostring(by_ip));
+			end
+			cfg.rate_limits = { requests = bucket("requests"), creations = bucket("creations"),
+				max_clients = math.tointeger(max_clients), xmpp_by_ip = by_ip };
+		end
+	end
 	-- (end of rate limits)
 
 	-- Authentication (SPEC §5, auth.lib).

@@ -517,6 +517,8 @@ local function new(cfg, registry, _, conditions)
 			end
 			return respond(answer(room_jid, false));
 		end
+		local limited = state == "absent" and requester.creation_limited and requester.creation_limited(requester);
+		if limited then outcome("rate_limited"); return respond(limited); end
 		if state == "absent" then
 			local ok, cond = registry:set_pending(room_jid);
 			if not ok then

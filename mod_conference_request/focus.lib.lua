@@ -190,6 +190,8 @@ local function new(cfg, registry, metrics)
 			module:log("warn", "not creating %s: %d rooms tracked (conference_request_max_rooms)", room_jid, #registry);
 			return respond(err("resource-constraint", "too many conferences on this server"));
 		end
+		local limited = requester.creation_limited and requester.creation_limited(requester);
+		if limited then return respond(limited); end
 		creating[room_jid] = flat_to_map(request.properties);
 		local ok, created, why = pcall(muc.create_room, room_jid);
 		creating[room_jid] = nil;

@@ -66,9 +66,75 @@ local function new(cfg, native, codec, service, metrics, registry, focus)
 		return auth and auth:match("^%s*[Bb][Ee][Aa][Rr][Ee][Rr]%s+(%S+)%s*$") or nil;
 	end
 
+	-- Bodies in Prosody 0.12.3's net.http.server (issue #9):
+	--  * Transfer-Encoding is ignored on the server side (the parser's `have_body` is only set for
+	--    client parsers): a chunked request is handed over with an empty body and its chunks are
+	--    then parsed as the next request, which fails and closes the connection. It cannot be
+	--    served; it is refused with 411 Length Required (RFC 9110 §15.5.12) before that happens.
+	--  * With streaming_uploads, a Content-Length over http_max_content_size reaches the handler
+	--    with the headers only (request.body == false, request.partial == true); without a
+	--    request.body_sink Prosody then closes the connection. Over max_body it is refused here
+	--    with 413 before the body is read; otherwise a sink collects it (at most max_body bytes)
+	--    and the handler is called again once it is complete (partial == nil, body still false).
+	-- After such a refusal Prosody's parser closes the connection itself on the first bytes it
+	-- cannot use, and a second close right now would drop the queued answer (net.server_epoll
+	-- destroys a connection closed twice): the answer says `Connection: close`, and the
+	-- connection is closed a second later, once the answer has been written, if it is still open
+	-- (the rest of a chunked body may not end a header block Prosody's parser looks for).
+	local function refuse_and_close(request, response, condition, text, status)
+		service.rejected("http", condition);
+		response.persistent = true;
+		response.headers.connection = "close";
+		send_error(request, response, condition, text, status);
+		local conn = response.conn;
+		module:add_timer(1, function() conn:close(); end);
+		return true;
+	end
+
+	local function collector()
+		local parts = {};
+		return { write = function(_, data) parts[#parts + 1] = data; return true; end,
+			body = function() return table.concat(parts); end };
+	end
+
+	-- Every route handler sees a whole body (a string) and answers once.
+	local function whole_body(handler)
+		return function(event)
+			local request, response = event.request, event.response;
+			local coding = request.headers.transfer_encoding;
+			if coding and coding:lower() ~= "identity" then
+				return refuse_and_close(request, response, "bad-request", ("Transfer-Encoding %s is not supported here: "
+					.. "send the body with a Content-Length (at most %d bytes)"):format(coding, cfg.max_body), 411);
+			end
+			if request.body == false then
+				if request.partial then
+					local length = tonumber(request.headers.content_length);
+					if not length or length > cfg.max_body then
+						return refuse_and_close(request, response, "policy-violation",
+							("request body over %d bytes"):format(cfg.max_body), 413);
+					end
+					request.body_sink = collector();
+					return true;
+				end
+				local sink = request.body_sink;
+				if type(sink) ~= "table" or not sink.body then return; end -- not ours: Prosody answers
+				request.body = sink.body();
+			end
+			return handler(event);
+		end
+	end
+
 	local function on_post(event)
 		local request, response = event.request, event.response;
 		local body = request.body or "";
+		local requester = { door = "http", ip = request.ip, response = response };
+		local limited = service.limit_request(requester); -- before any work (ratelimit.lib)
+		if limited then
+			service.rejected("http", limited.condition);
+			response.headers.retry_after = tostring(limited.retry_after);
+			send_error(request, response, limited.condition, limited.text);
+			return true;
+		end
 		if #body > cfg.max_body then
 			service.rejected("http", "policy-violation");
 			send_error(request, response, "policy-violation",
@@ -91,8 +157,9 @@ local function new(cfg, native, codec, service, metrics, registry, focus)
 			return true;
 		end
 		parsed.token = bearer(request);
-		service.handle(parsed, { door = "http", ip = request.ip, response = response }, function(result)
+		service.handle(parsed, requester, function(result)
 			if result.condition then
+				if result.retry_after then response.headers.retry_after = tostring(result.retry_after); end
 				-- lib-jitsi-meet's session test: "400 invalid-session" after the first character
 				local message = result.session_invalid and ("HTTP 400 invalid-session: " .. (result.text or "")) or result.text;
 				return send_error(request, response, result.condition, message);
@@ -138,6 +205,7 @@ local function new(cfg, native, codec, service, metrics, registry, focus)
 			rooms = stats.rooms, rooms_ready = stats.ready, rooms_pending = stats.pending, waiters = stats.waiters,
 			requests = counts.requests, answers_ready = counts.ready, answers_not_ready = counts.not_ready,
 			errors = counts.errors, rooms_created = counts.rooms_created, rooms_expired = counts.rooms_destroyed,
+			rate_limited_requests = counts.rate_limited_requests, rate_limited_creations = counts.rate_limited_creations,
 			focus = focus_status.jid or focus_status.mode, focus_online = focus_status.online,
 		});
 	end
@@ -155,12 +223,16 @@ local function new(cfg, native, codec, service, metrics, registry, focus)
 	for _, method in ipairs({ "POST", "PUT", "DELETE", "PATCH", "OPTIONS" }) do
 		route[method .. " /v1/health"] = not_health;
 	end
+	for key, handler in pairs(route) do
+		route[key] = whole_body(handler);
+	end
 
 	module:depends("http");
 	module:provides("http", {
 		name = "conference_request",
 		default_path = "/conference-request",
 		cors = { enabled = true },
+		streaming_uploads = true, -- chunked and large bodies reach whole_body (above)
 		route = route,
 	});
 

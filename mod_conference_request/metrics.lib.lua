@@ -5,7 +5,8 @@
 local function new(registry)
 	local self = {
 		-- cheap counters for GET /conference-request/v1/health and the shell
-		counts = { requests = 0, ready = 0, not_ready = 0, errors = 0, rooms_created = 0, rooms_destroyed = 0 },
+		counts = { requests = 0, ready = 0, not_ready = 0, errors = 0, rooms_created = 0, rooms_destroyed = 0,
+			rate_limited_requests = 0, rate_limited_creations = 0 },
 	};
 	local rates = {};
 	local function rate(name)
@@ -61,6 +62,17 @@ local function new(registry)
 	function self.room_expired()
 		self.counts.rooms_destroyed = self.counts.rooms_destroyed + 1;
 		measure_destroyed();
+	end
+
+	-- kind: "requests" | "creations" (ratelimit.lib)
+	local measure_limited = {
+		requests = module:measure("rate_limited_requests", "rate"),
+		creations = module:measure("rate_limited_creations", "rate"),
+	};
+	function self.rate_limited(kind)
+		local name = "rate_limited_" .. kind;
+		self.counts[name] = self.counts[name] + 1;
+		measure_limited[kind]();
 	end
 
 	function self.update()

@@ -7,7 +7,8 @@
 -- This file only wires things: options (config.lib), the native core, the doors (xmpp.lib,
 -- http.lib), the request flow (service.lib), the built-in focus and MUC tracking (focus.lib) or
 -- the external focus (external_focus.lib, when conference_request_focus is set), owner rights
--- granted by the built-in focus (moderation.lib), metrics (metrics.lib) and operator commands (shell.lib).
+-- granted by the built-in focus (moderation.lib), rate limits (ratelimit.lib), metrics (metrics.lib)
+-- and operator commands (shell.lib).
 
 local st = require "util.stanza";
 
@@ -53,7 +54,8 @@ else
 	-- an occupant already in the room that becomes authenticated is made owner then (jicofo)
 	auth.on_authenticated = moderation.authenticated;
 end
-local service = module:require "service".new(cfg, focus, metrics, registry, auth);
+local ratelimit = module:require "ratelimit".new(cfg, metrics);
+local service = module:require "service".new(cfg, focus, metrics, registry, ratelimit, auth);
 module:require "xmpp".new(native, codec, service);
 if cfg.http then
 	module:require "http".new(cfg, native, codec, service, metrics, registry, focus);

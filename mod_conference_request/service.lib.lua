@@ -10,10 +10,25 @@
 
 local jid = require "util.jid";
 
--- registry: the native registry (only :state is used here).
+-- registry: the native registry (only :state is used here). ratelimit: ratelimit.lib (optional).
 -- auth: auth.lib (check before the focus, session fields added to the answer).
-local function new(cfg, focus, metrics, registry, auth)
+local function new(cfg, focus, metrics, registry, ratelimit, auth)
 	local service = {};
+	local limit_request = ratelimit and ratelimit.request;
+	local limit_creation = ratelimit and ratelimit.creation;
+
+	-- The doors ask this before parsing a request: nil, or an error result to answer (with
+	-- retry_after, seconds). The focus asks requester.creation_limited(requester) right before it
+	-- creates a room or announces a new one to the external focus.
+	function service.limit_request(requester)
+		if not limit_request then return nil; end
+		local ok, limited = pcall(limit_request, requester);
+		if not ok then -- never a reason to leave a request unanswered: let it through
+			module:log("error", "rate limit check failed: %s", tostring(limited));
+			return nil;
+		end
+		return limited;
+	end
 
 	local function err(condition, text)
 		return { condition = condition, text = text };
@@ -66,6 +81,7 @@ local function new(cfg, focus, metrics, registry, auth)
 	function service.handle(request, requester, respond)
 		local answered = false;
 		local door = requester.door;
+		requester.creation_limited = limit_creation;
 		local function once(result)
 			if answered then
 				module:log("warn", "second answer for one %s request suppressed", door);

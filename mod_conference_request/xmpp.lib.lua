@@ -36,6 +36,13 @@ local function new(native, codec, service)
 			end
 			origin.send(reply);
 		end
+		local requester = { door = "xmpp", jid = stanza.attr.from, origin = origin };
+		local limited = service.limit_request(requester); -- before any work (ratelimit.lib)
+		if limited then
+			service.rejected("xmpp", limited.condition);
+			origin.send(error_reply(stanza, limited.condition, limited.text));
+			return true;
+		end
 		-- Prosody's stream parser has parsed the payload already: the binding reads the element
 		-- tree with parse_xml's rules, without serializing it for a second parse.
 		local ok, request, condition, text = pcall(codec.parse_stanza, codec, stanza.tags[1]);
@@ -49,7 +56,7 @@ local function new(native, codec, service)
 			origin.send(error_reply(stanza, condition, text));
 			return true;
 		end
-		service.handle(request, { door = "xmpp", jid = stanza.attr.from, origin = origin }, respond);
+		service.handle(request, requester, respond);
 		return true;
 	end
 

@@ -354,3 +354,30 @@ describe("external_focus.lib", function()
 		assert.same({ "a" }, ext2.focus_resources())
 	end)
 end)
+
+describe("external_focus.lib and the creation rate limit (ratelimit.lib)", function()
+	local room = "limited@" .. MUC
+
+	it("asks requester.creation_limited before announcing a new room, and only then", function()
+		local ext, env, registry = load()
+		env.presence({ from = FOCUS .. "/a" })
+		local asked = 0
+		local refusal = { condition = "resource-constraint", text = "too many new conferences", retry_after = 5 }
+		local function limited_requester(refuse)
+			return { door = "xmpp", jid = "alice@localhost/r1",
+				creation_limited = function() asked = asked + 1; return refuse and refusal or nil end }
+		end
+		local answers, respond = collector()
+		request(ext, room, respond, limited_requester(true))
+		assert.same({ refusal }, answers)
+		assert.equal(0, #env.iqs)
+		assert.equal("absent", registry:state(room))
+		request(ext, room, respond, limited_requester(false))
+		assert.equal(1, #env.iqs)
+		assert.equal(2, asked)
+		-- the room is pending now: waiting on it creates nothing and is not limited
+		request(ext, room, respond, limited_requester(true))
+		assert.equal(2, asked)
+		assert.equal(2, registry:stats().waiters)
+	end)
+end)

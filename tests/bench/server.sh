@@ -29,6 +29,7 @@ Component "bench.localhost" "bench_trivial"
     bench_trivial_focus_jid = "focus.localhost"
 LUA
     log "server: genconf $server_dir $port_base (c2s $c2s_port, HTTP $http_port)"
-    CR_EXTRA_PLUGIN_PATHS="$repo/tests/bench/plugins" CR_EXTRA_CONFIG="$extra" CR_LOG_LEVEL=warn \
+    # rate limits off: the bench measures throughput from one client
+    CR_EXTRA_PLUGIN_PATHS="$repo/tests/bench/plugins" CR_EXTRA_CONFIG="$extra" CR_LOG_LEVEL=warn CR_RATE_LIMITS=false \
         CR_EMPTY_ROOM_TIMEOUT=3600 "$repo/tests/server/genconf.sh" "$server_dir" "$port_base" >/dev/null
 }

@@ -72,8 +72,10 @@ def start_server(name, extra_config=None, env_extra=None, check=True):
     shutil.rmtree(directory, ignore_errors=True)
     os.makedirs(directory)
     base = _free_port_base()
+    # Rate limits off unless a test asks (env_extra CR_RATE_LIMITS): tests send many requests
+    # from one client (test_ratelimit.py starts its own servers with limits on).
     env = dict(os.environ, CR_EMPTY_ROOM_TIMEOUT=str(EMPTY_ROOM_TIMEOUT),
-               CR_LOG_LEVEL=os.environ.get("CR_LOG_LEVEL", "debug"))
+               CR_LOG_LEVEL=os.environ.get("CR_LOG_LEVEL", "debug"), CR_RATE_LIMITS="false")
     env.update(env_extra or {})
     if extra_config:
         path = os.path.join(directory, "extra.cfg.lua")

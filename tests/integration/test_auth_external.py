@@ -33,7 +33,7 @@ def ext_auth_server():
         f.write('Component "focus.localhost" "conference_request"\n    conference_request_ready_wait = %d\n' % READY_WAIT)
     base = _free_port_base()
     env = dict(os.environ, CR_FOCUS="focus@auth.localhost", CR_FOCUS_PASSWORD=FOCUS_PASSWORD, CR_EXTRA_CONFIG=extra,
-               CR_AUTH="xmpp", CR_LOG_LEVEL=os.environ.get("CR_LOG_LEVEL", "debug"))
+               CR_AUTH="xmpp", CR_RATE_LIMITS="false", CR_LOG_LEVEL=os.environ.get("CR_LOG_LEVEL", "debug"))
     subprocess.run([os.path.join(SERVER, "genconf.sh"), directory, str(base)], check=True, env=env,
                    stdout=subprocess.DEVNULL)
     subprocess.run([os.path.join(SERVER, "start.sh"), directory], check=True, env=env)

@@ -29,6 +29,8 @@
 #   CR_AUTH                 conference_request_auth: "xmpp" (auth domain localhost, where alice/bob/admin
 #                           live; guest.localhost users are guests) or "jwt" (HS256 secret CR_JWT_SECRET)
 #   CR_JWT_SECRET           conference_request_jwt_secret with CR_AUTH=jwt
+#   CR_RATE_LIMITS          a Lua value for conference_request_rate_limits (e.g. false: the shared
+#                           test servers and the bench); unset = the module's defaults
 set -euo pipefail
 
 if [ $# -ne 2 ]; then
@@ -91,6 +93,10 @@ if [ -n "${CR_FOCUS:-}" ]; then
     # restrict_room_creation.
     muc_admins_line="admins = { $(lua_str "$CR_FOCUS") }"
 fi
+rate_limits_line="-- conference_request_rate_limits: module defaults"
+if [ -n "${CR_RATE_LIMITS:-}" ]; then
+    rate_limits_line="conference_request_rate_limits = ${CR_RATE_LIMITS}"
+fi
 timeout_line="-- conference_request_empty_room_timeout: module default"
 auth_lines="-- conference_request_auth: module default (none)"
 case ${CR_AUTH:-} in
@@ -142,6 +148,11 @@ http_ports = { $http_port }
 http_interfaces = { "127.0.0.1" }
 https_ports = { }
 http_default_host = "localhost"
+-- README "HTTP bodies and connections": a Content-Length over this is answered 413 before the
+-- body is read (Prosody's default: 10 MiB, buffering up to 20 MiB per connection); idle or slow
+-- connections are closed after read_timeout seconds (default 840), above bosh_max_wait (120).
+http_max_content_size = 1024 * 1024
+network_settings = { read_timeout = 150 }
 c2s_require_encryption = false
 allow_unencrypted_plain_auth = true
 consider_bosh_secure = true
@@ -176,6 +187,7 @@ Component "focus.localhost" "conference_request"
     $focus_line
     $timeout_line
     $auth_lines
+    $rate_limits_line
 LUA
 
 if [ -n "${CR_EXTRA_CONFIG:-}" ]; then
