@@ -537,6 +537,9 @@ local function new(cfg, registry, _, conditions)
 		if not wid then
 			ext.counts.bounded = ext.counts.bounded + 1;
 			outcome("bounded");
+			-- nobody may be left waiting on it: forgotten like a room whose waiters timed out
+			sweep_candidates[room_jid] = true;
+			ensure_ticker();
 			return respond(answer(room_jid, false));
 		end
 		w.id = wid;

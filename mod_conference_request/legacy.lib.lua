@@ -13,7 +13,6 @@
 local st = require "util.stanza";
 local jid_util = require "util.jid";
 local hashes = require "util.hashes";
-local cache = require "util.cache";
 
 local jid_bare, jid_resource, jid_prep = jid_util.bare, jid_util.resource, jid_util.prep;
 local resourceprep = require "util.encodings".stringprep.resourceprep;
@@ -68,6 +67,8 @@ local function read_options()
 		max_secret = whole("conference_request_legacy_max_secret", 1023, 1, 65535),
 		max_name = whole("conference_request_legacy_max_name", 1023, 1, 65535),
 		max_outsiders = whole("conference_request_legacy_max_outsiders", 10000, 1, 10000000),
+		max_status = whole("conference_request_legacy_max_status", 1023, 0, 65535),
+		outsiders_budget = whole("conference_request_legacy_outsiders_budget", 1048576, 1024, 1073741824),
 	};
 end
 
@@ -98,8 +99,10 @@ local function new(muc_host, native, opts)
 	local attach, detach_if_empty, push = rooms.attach, rooms.detach_if_empty, rooms.push;
 	local add_participant, remove_participant = rooms.add_participant, rooms.remove_participant;
 
-	-- Presence to the bare room from outsiders (the "availability tracker"): remembered, bounded.
-	local outsiders = cache.new(opts.max_outsiders);
+	-- Presence to the bare room from outsiders (the "availability tracker"): remembered as a small
+	-- summary (outsiders.lib: one show, one truncated status), bounded in entries and bytes, a
+	-- session's entries dropped when it ends.
+	local outsiders = module:require "legacy_outsiders".new(opts);
 
 	local function error_reply(stanza, condition, text)
 		local reply = st.error_reply(stanza, error_types[condition] or "cancel", condition, text, stanza.attr.to);
@@ -234,9 +237,10 @@ local function new(muc_host, native, opts)
 		if room then attach(room, s); end -- a new room is attached in muc-room-pre-create
 
 		local pres = st.presence({ from = real_jid, to = room_jid .. "/" .. nick });
-		local remembered = outsiders:get(real_jid .. "\0" .. room_jid);
+		local remembered = outsiders.get(real_jid, room_jid);
 		if remembered then
-			for _, tag in ipairs(remembered) do pres:add_child(st.clone(tag)); end
+			if remembered.show then pres:text_tag("show", remembered.show); end
+			if remembered.status then pres:text_tag("status", remembered.status); end
 		end
 		pres:tag("x", { xmlns = NS_MUC });
 		if request.secret and request.secret ~= "" then pres:text_tag("password", request.secret, { xmlns = NS_MUC }); end
@@ -256,7 +260,7 @@ local function new(muc_host, native, opts)
 			end
 			return origin.send(error_reply(stanza, c, t or c));
 		end
-		outsiders:set(real_jid .. "\0" .. room_jid, nil);
+		outsiders.forget(real_jid, room_jid);
 		if origin.directed then origin.directed[room_jid] = true; end -- unavailable on disconnect
 
 		if p.created then
@@ -386,17 +390,10 @@ local function new(muc_host, native, opts)
 		local muc = muc_api();
 		local room = muc and muc.get_room_from_jid(room_jid);
 		if room and room:get_occupant_jid(from) then return; end -- a participant: MUC's own handling
-		local key = from .. "\0" .. room_jid;
 		if t == nil then
-			local kept = {};
-			for _, tag in ipairs(stanza.tags) do
-				if (tag.name == "show" or tag.name == "status") and (tag.attr.xmlns == nil or tag.attr.xmlns == "jabber:client") then
-					table.insert(kept, st.clone(tag));
-				end
-			end
-			outsiders:set(key, kept);
+			outsiders.remember(event.origin, from, room_jid, stanza);
 		else
-			outsiders:set(key, nil);
+			outsiders.forget(from, room_jid);
 		end
 		return true; -- no reply: "any presence here is just fluff"
 	end
@@ -498,7 +495,12 @@ local function new(muc_host, native, opts)
 		end);
 	end
 
-	return { stop = rooms.stop, NS = NS, states = states };
+	local function stop()
+		rooms.stop();
+		outsiders.clear();
+	end
+
+	return { stop = stop, NS = NS, states = states, outsiders = outsiders };
 end
 
 return { new = new, read_options = read_options, id_of = id_of };
