@@ -8,6 +8,7 @@
 #   make bench-profile  Prosody's instructions per request under callgrind (tests/bench/profile.sh)
 #   make bench-jwt  cost of one JWT verification per algorithm in the C core (tests/bench/jwtbench.c)
 #   make lint       luacheck
+#   make fuzz       libFuzzer harnesses tests/fuzz/fuzz_*.c, FUZZ_SECONDS (60) each (tests/fuzz/README.md)
 #   make clean
 
 CC       ?= cc
@@ -36,7 +37,8 @@ APT_PACKAGES = gcc make pkg-config libexpat1-dev libjansson-dev lua5.4 liblua5.4
                libssl-dev clang
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps run test test-c test-lua test-integration check-asan asan-run bench bench-profile bench-jwt lint clean clean-build
+.PHONY: all deps run test test-c test-lua test-integration check-asan asan-run bench bench-profile bench-jwt lint clean clean-build \
+        fuzz fuzz-build
 .DELETE_ON_ERROR:
 
 all: $(SO) $(CORE_LIB)
@@ -59,6 +61,41 @@ $(BUILD)/tests/%: tests/c/%.c tests/c/ctest.h $(CORE_LIB) | $(BUILD)/tests
 
 $(BUILD) $(BUILD)/tests:
 	mkdir -p $@
+
+# The binding under a failing Lua allocator: the only test linked with liblua.
+LUA_LIBS := $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
+$(BUILD)/tests/test_binding_oom: tests/c/test_binding_oom.c tests/c/ctest.h $(BUILD)/lua_native.o $(CORE_LIB) | $(BUILD)/tests
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LUA_CFLAGS) -Inative $(LDFLAGS) -o $@ $< $(BUILD)/lua_native.o $(CORE_LIB) $(DEPS_LIBS) $(LUA_LIBS)
+
+# The corpus replay test runs the fuzz invariants (tests/fuzz/fuzz_check.h) in the normal build.
+$(BUILD)/tests/test_corpus: tests/fuzz/fuzz_check.h
+
+# ---- fuzzing: clang + libFuzzer, ASan + UBSan, in its own build dir (tests/fuzz/README.md) ------
+# Every tests/fuzz/fuzz_<target>.c is a target: it defines LLVMFuzzerTestOneInput and links the
+# core library; its seeds are tests/fuzz/corpus/<target>/.
+FUZZ_CC      ?= clang
+FUZZ_BUILD    = build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_SAN      = -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS   = $(CSTD) $(WARN) -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) $(DEPS_CFLAGS)
+FUZZ_SRC      = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN      = $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+FUZZ_CORE_OBJ = $(CORE_SRC:native/%.c=$(FUZZ_BUILD)/core/%.o)
+
+$(FUZZ_BUILD)/core/%.o: native/%.c native/cr.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_BUILD)/libcr.a: $(FUZZ_CORE_OBJ)
+	$(AR) rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_check.h $(FUZZ_BUILD)/libcr.a
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Inative -o $@ $< $(FUZZ_BUILD)/libcr.a $(DEPS_LIBS)
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: deps $(FUZZ_BIN)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_WORK=$(FUZZ_BUILD) tests/fuzz/run.sh $(FUZZ_BIN)
 
 deps:
 	@missing=$$(for p in $(APT_PACKAGES) $(EXTRA_APT); do \
@@ -113,4 +150,4 @@ clean-build:
 	rm -rf build-asan
 
 clean:
-	rm -rf $(BUILD) build-asan run $(SO)
+	rm -rf $(BUILD) build-asan build-fuzz run $(SO)

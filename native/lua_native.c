@@ -3,11 +3,17 @@
  * The only file that includes lua.h. Bad input → `nil, condition, text`; bad arguments raise.
  * Memory the C side allocates always lives inside a userdata (freed by __gc/__close), so a Lua
  * error raised at any point never leaks it.
+ *
+ * Argument discipline, in every function: the arguments are checked first (luaL_check*, extra
+ * arguments are ignored), then the stack is cut to the arguments (lua_settop) before any fixed
+ * index is used; a pointer into a Lua string is only used while that string is on the stack.
+ * A Lua error (out of memory included) never loses a waiter: see push_waiters.
  */
 #include "cr.h"
 
 #include <lauxlib.h>
 #include <lua.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -202,6 +208,7 @@ static int l_parse_xml(lua_State *L) {
     codec *c = check_codec(L);
     size_t len;
     const char *s = luaL_checklstring(L, 2, &len);
+    lua_settop(L, 2);
     cr_error err;
     if (cr_xml_parse(c->xp, s, len, &c->lim, &c->req, &err)) return push_error(L, &err);
     return push_request(L, &c->req);
@@ -212,6 +219,7 @@ static int l_parse_json(lua_State *L) {
     codec *c = check_codec(L);
     size_t len;
     const char *s = luaL_checklstring(L, 2, &len);
+    lua_settop(L, 2);
     cr_error err;
     if (cr_json_parse(s, len, &c->lim, &c->req, &err)) return push_error(L, &err);
     return push_request(L, &c->req);
@@ -227,13 +235,15 @@ static int l_parse_json(lua_State *L) {
  * their parent unless attr.xmlns says otherwise. Strings are checked to be XML-safe UTF-8, since a
  * tree built in Lua never went through a parser. */
 
-/* The string field key of the table at idx, or NULL (nothing is left on the stack; the string
- * stays alive as long as the table holds it). */
+/* Pushes field key of the table at idx (one slot, whatever its type) and returns it when it is
+ * a string, else NULL (*len = 0). The pointer is valid while that slot stays on the stack: the
+ * caller pops it (lua_settop) only once done with the bytes. (Popping it here would leave the
+ * string to the table alone, and a metamethod run by a later lua_getfield may drop it from the
+ * table and collect it.) */
 static const char *field_str(lua_State *L, int idx, const char *key, size_t *len) {
-    const char *s = NULL;
-    if (lua_getfield(L, idx, key) == LUA_TSTRING) s = lua_tolstring(L, -1, len);
-    lua_pop(L, 1);
-    return s;
+    *len = 0;
+    if (lua_getfield(L, idx, key) == LUA_TSTRING) return lua_tolstring(L, -1, len);
+    return NULL;
 }
 
 /* s[0..len) is exactly the NUL-terminated lit (a Lua string may hold a NUL). */
@@ -286,40 +296,44 @@ static cr_condition check_depth(lua_State *L, int idx, size_t depth, size_t limi
     return c;
 }
 
+/* The request from the element at index 2 (the stack holds exactly codec, element on entry;
+ * every string in use stays on the stack until it has been copied into req). */
 static cr_condition stanza_request(lua_State *L, const cr_limits *lim, cr_request *req,
                                    cr_error *err) {
     cr_request_reset(req);
-    size_t len;
-    const char *s = field_str(L, 2, "name", &len);
-    if (lua_getfield(L, 2, "attr") != LUA_TTABLE) /* 3 */
+    size_t len, nslen;
+    const char *s = field_str(L, 2, "name", &len);     /* 3 */
+    if (lua_getfield(L, 2, "attr") != LUA_TTABLE)      /* 4 */
         return cr_error_set(err, CR_BAD_REQUEST, "payload is not an element");
-    size_t nslen;
-    const char *ns = field_str(L, 3, "xmlns", &nslen);
+    const char *ns = field_str(L, 4, "xmlns", &nslen); /* 5 */
     if (!str_is(s, len, "conference") || !str_is(ns, nslen, FOCUS_NS))
         return cr_error_set(err, CR_BAD_REQUEST, "payload is not <conference xmlns='" FOCUS_NS "'>");
+    lua_settop(L, 4);
     if (lim->max_xml_depth < 1)
         return cr_error_set(err, CR_BAD_REQUEST, "payload nested deeper than %zu", lim->max_xml_depth);
     static const char *const attrs[] = {"room", "machine-uid", "session-id", "token"};
     for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++) {
-        const char *v = field_str(L, 3, attrs[i], &len);
-        if (!v) continue;
-        if (!cr_xml_safe(v, len)) return unsafe(err, attrs[i]);
-        cr_condition c = cr_request_set_attribute(req, attrs[i], strlen(attrs[i]), v, len, lim, err);
-        if (c) return c;
+        const char *v = field_str(L, 4, attrs[i], &len); /* 5 */
+        if (v) {
+            if (!cr_xml_safe(v, len)) return unsafe(err, attrs[i]);
+            cr_condition c = cr_request_set_attribute(req, attrs[i], strlen(attrs[i]), v, len, lim, err);
+            if (c) return c;
+        }
+        lua_settop(L, 4);
     }
-    if (lua_getfield(L, 2, "tags") == LUA_TTABLE) { /* 4 */
-        for (lua_Integer i = 1; lua_rawgeti(L, 4, i) == LUA_TTABLE; i++) { /* 5 */
+    if (lua_getfield(L, 2, "tags") == LUA_TTABLE) { /* 5 */
+        for (lua_Integer i = 1; lua_rawgeti(L, 5, i) == LUA_TTABLE; i++) { /* 6 */
             if (lim->max_xml_depth < 2)
                 return cr_error_set(err, CR_BAD_REQUEST, "payload nested deeper than %zu",
                                     lim->max_xml_depth);
             cr_condition c;
-            if (lua_getfield(L, 5, "attr") == LUA_TTABLE) { /* 6 */
-                const char *name = field_str(L, 5, "name", &len);
-                const char *cns = field_str(L, 6, "xmlns", &nslen);
+            if (lua_getfield(L, 6, "attr") == LUA_TTABLE) { /* 7 */
+                const char *name = field_str(L, 6, "name", &len);  /* 8 */
+                const char *cns = field_str(L, 7, "xmlns", &nslen); /* 9 */
                 if (str_is(name, len, "property") && (!cns || str_is(cns, nslen, FOCUS_NS))) {
-                    size_t nl = 0, vl = 0;
-                    const char *pn = field_str(L, 6, "name", &nl);
-                    const char *pv = field_str(L, 6, "value", &vl);
+                    size_t nl, vl;
+                    const char *pn = field_str(L, 7, "name", &nl);  /* 10 */
+                    const char *pv = field_str(L, 7, "value", &vl); /* 11 */
                     if (pn && nl) {
                         if (!pv) pv = "", vl = 0;
                         if (!cr_xml_safe(pn, nl)) return unsafe(err, "a property name");
@@ -329,10 +343,11 @@ static cr_condition stanza_request(lua_State *L, const cr_limits *lim, cr_reques
                     }
                 }
             }
+            lua_settop(L, 6);
             /* after the element's own attributes, as expat meets them */
-            c = check_depth(L, 5, 2, lim->max_xml_depth, err);
+            c = check_depth(L, 6, 2, lim->max_xml_depth, err);
             if (c) return c;
-            lua_settop(L, 4);
+            lua_settop(L, 5);
         }
     }
     return cr_request_finish(req, lim, err);
@@ -344,6 +359,7 @@ static int l_parse_stanza(lua_State *L) {
     codec *c = check_codec(L);
     luaL_checktype(L, 2, LUA_TTABLE);
     lua_settop(L, 2);
+    luaL_checkstack(L, 16, NULL); /* stanza_request uses up to 11 slots, check_depth grows its own */
     cr_error err;
     if (stanza_request(L, &c->lim, &c->req, &err)) {
         lua_settop(L, 2);
@@ -374,9 +390,11 @@ static bool answer_bool(lua_State *L, const char *key, bool required) {
     return v;
 }
 
-/* Fills a from the table at index 2; pushes the string values (callers settop afterwards). */
+/* Fills a from the table at index 2 (the stack is cut to codec, answer first); pushes the string
+ * values, which stay on the stack while a points into them. */
 static void read_answer(lua_State *L, cr_answer *a) {
     luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
     luaL_checkstack(L, 8, NULL);
     a->room = answer_str(L, "room", true);
     a->ready = answer_bool(L, "ready", true);
@@ -493,8 +511,11 @@ static int l_codec_tostring(lua_State *L) {
 
 typedef struct {
     cr_registry *r; /* owned; NULL once closed */
-    uint64_t *ids;  /* owned scratch for handing back waiter ids */
+    uint64_t *ids;  /* owned scratch for handing back waiter ids; ids[0..nheld) are held */
     size_t idcap;
+    size_t nheld;   /* expired waiters the core has dropped but Lua has not received yet (a Lua
+                       error, e.g. out of memory, interrupted registry:expire): the next expire
+                       hands them back first */
 } lregistry;
 
 static lregistry *check_registry(lua_State *L) {
@@ -503,8 +524,11 @@ static lregistry *check_registry(lua_State *L) {
     return g;
 }
 
-/* Makes room for n ids in the scratch (raises on allocation failure; nothing is held). */
+/* Makes room for n ids after the held ones in the scratch (raises on allocation failure; nothing
+ * is lost: the held ids stay where they are). */
 static void ensure_ids(lua_State *L, lregistry *g, size_t n) {
+    if (n > SIZE_MAX / sizeof *g->ids - g->nheld) luaL_error(L, "out of memory");
+    n += g->nheld;
     if (n <= g->idcap) return;
     size_t cap = g->idcap ? g->idcap : 64;
     while (cap < n) cap *= 2;
@@ -514,23 +538,37 @@ static void ensure_ids(lua_State *L, lregistry *g, size_t n) {
     g->idcap = cap;
 }
 
-/* Pushes an array of the waiter values of ids[0..n) and forgets them in the id table. */
-static void push_waiters(lua_State *L, lregistry *g, size_t n) {
+/* Moves the waiter values of ids[0..n) from the id table (user value 1 of the registry at index
+ * 1) into the array on top of the stack, which the caller created with room for n entries
+ * (lua_createtable(L, n, 0)) BEFORE the core handed the ids over. Allocates nothing, so no Lua
+ * error (out of memory included) can come between the core forgetting a waiter and Lua receiving
+ * it. Ids without a value (none in practice) are skipped. */
+static void push_waiters(lua_State *L, const uint64_t *ids, size_t n) {
+    int res = lua_gettop(L);
     lua_getiuservalue(L, 1, 1);
     int tbl = lua_gettop(L);
-    lua_createtable(L, (int)n, 0);
     lua_Integer k = 0;
     for (size_t i = 0; i < n; i++) {
-        lua_Integer id = (lua_Integer)g->ids[i];
+        lua_Integer id = (lua_Integer)ids[i];
         if (lua_rawgeti(L, tbl, id) == LUA_TNIL) {
             lua_pop(L, 1);
             continue;
         }
-        lua_rawseti(L, -2, ++k);
+        lua_rawseti(L, res, ++k); /* preallocated array slot */
         lua_pushnil(L);
-        lua_rawseti(L, tbl, id);
+        lua_rawseti(L, tbl, id); /* an existing key set to nil */
     }
-    lua_remove(L, tbl);
+    lua_settop(L, res);
+}
+
+/* Table size hint for n entries (lua_createtable takes an int; n is bounded by max_waiters). */
+static int narr(size_t n) { return n < (size_t)INT32_MAX ? (int)n : INT32_MAX; }
+
+/* A number argument that is not NaN (a NaN deadline would never expire nor order). */
+static double check_time(lua_State *L, int arg) {
+    double v = (double)luaL_checknumber(L, arg);
+    luaL_argcheck(L, !isnan(v), arg, "number expected, got NaN");
+    return v;
 }
 
 /* native.registry([config]) -> registry */
@@ -565,6 +603,7 @@ static void registry_release(lregistry *g) {
     free(g->ids);
     g->ids = NULL;
     g->idcap = 0;
+    g->nheld = 0;
 }
 
 static const char *state_name(cr_room_state s) {
@@ -576,6 +615,7 @@ static int l_state(lua_State *L) {
     lregistry *g = check_registry(L);
     size_t len;
     const char *room = luaL_checklstring(L, 2, &len);
+    lua_settop(L, 2);
     lua_pushstring(L, state_name(cr_registry_state(g->r, room, len)));
     return 1;
 }
@@ -585,11 +625,15 @@ static int l_set_ready(lua_State *L) {
     lregistry *g = check_registry(L);
     size_t len, n;
     const char *room = luaL_checklstring(L, 2, &len);
-    ensure_ids(L, g, cr_registry_room_waiters(g->r, room, len));
+    lua_settop(L, 2);
+    size_t count = cr_registry_room_waiters(g->r, room, len);
+    ensure_ids(L, g, count);
+    lua_createtable(L, narr(count), 0); /* 3: before the core lets go of anything */
+    uint64_t *ids = g->ids + g->nheld;
     cr_error err;
-    if (cr_registry_set_ready(g->r, room, len, g->ids, g->idcap, &n, &err))
+    if (cr_registry_set_ready(g->r, room, len, ids, g->idcap - g->nheld, &n, &err))
         return push_error(L, &err);
-    push_waiters(L, g, n);
+    push_waiters(L, ids, n);
     return 1;
 }
 
@@ -598,6 +642,7 @@ static int l_set_pending(lua_State *L) {
     lregistry *g = check_registry(L);
     size_t len;
     const char *room = luaL_checklstring(L, 2, &len);
+    lua_settop(L, 2);
     cr_error err;
     if (cr_registry_set_pending(g->r, room, len, &err)) return push_error(L, &err);
     lua_pushboolean(L, 1);
@@ -609,25 +654,45 @@ static int l_forget(lua_State *L) {
     lregistry *g = check_registry(L);
     size_t len;
     const char *room = luaL_checklstring(L, 2, &len);
-    ensure_ids(L, g, cr_registry_room_waiters(g->r, room, len));
-    size_t n = cr_registry_forget(g->r, room, len, g->ids, g->idcap);
-    push_waiters(L, g, n);
+    lua_settop(L, 2);
+    size_t count = cr_registry_room_waiters(g->r, room, len);
+    ensure_ids(L, g, count);
+    lua_createtable(L, narr(count), 0); /* 3: before the core lets go of anything */
+    uint64_t *ids = g->ids + g->nheld;
+    size_t n = cr_registry_forget(g->r, room, len, ids, g->idcap - g->nheld);
+    push_waiters(L, ids, n);
     return 1;
 }
 
-/* registry:wait(room, waiter, deadline) -> id | nil, condition, text */
+/* Stores waiter (3) under id (2) in the id table (1); run protected by l_wait. */
+static int store_waiter(lua_State *L) {
+    lua_settop(L, 3);
+    lua_rawset(L, 1);
+    return 0;
+}
+
+/* registry:wait(room, waiter, deadline) -> id | nil, condition, text
+ * waiter: any value but nil; deadline: a number, not NaN (math.huge: never expires). */
 static int l_wait(lua_State *L) {
     lregistry *g = check_registry(L);
     size_t len;
     const char *room = luaL_checklstring(L, 2, &len);
     luaL_argcheck(L, !lua_isnoneornil(L, 3), 3, "waiter must not be nil");
-    double deadline = (double)luaL_checknumber(L, 4);
-    lua_getiuservalue(L, 1, 1); /* 5; reserve the slot before the core records anything */
+    double deadline = check_time(L, 4);
+    lua_settop(L, 4);
+    lua_pushcfunction(L, store_waiter); /* 5 */
+    lua_getiuservalue(L, 1, 1);         /* 6 */
     uint64_t id;
     cr_error err;
     if (cr_registry_wait(g->r, room, len, deadline, &id, &err)) return push_error(L, &err);
-    lua_pushvalue(L, 3);
-    lua_rawseti(L, 5, (lua_Integer)id);
+    lua_pushinteger(L, (lua_Integer)id); /* 7 */
+    lua_pushvalue(L, 3);                 /* 8 */
+    /* A new key in the id table may need memory: if storing fails, the core forgets the waiter
+     * again, so the core never holds an id Lua has no value for. */
+    if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
+        cr_registry_cancel(g->r, id);
+        return lua_error(L);
+    }
     lua_pushinteger(L, (lua_Integer)id);
     return 1;
 }
@@ -636,7 +701,14 @@ static int l_wait(lua_State *L) {
 static int l_cancel(lua_State *L) {
     lregistry *g = check_registry(L);
     lua_Integer id = luaL_checkinteger(L, 2);
+    lua_settop(L, 2);
     bool ok = id > 0 && cr_registry_cancel(g->r, (uint64_t)id);
+    for (size_t i = 0; !ok && id > 0 && i < g->nheld; i++) {
+        if (g->ids[i] != (uint64_t)id) continue;
+        memmove(g->ids + i, g->ids + i + 1, (g->nheld - i - 1) * sizeof *g->ids);
+        g->nheld--;
+        ok = true;
+    }
     if (ok) {
         lua_getiuservalue(L, 1, 1);
         lua_pushnil(L);
@@ -646,15 +718,21 @@ static int l_cancel(lua_State *L) {
     return 1;
 }
 
-/* registry:expire(now) -> waiters (deadline order, then arrival) */
+/* registry:expire(now) -> waiters (deadline order, then arrival; after any held back by an
+ * interrupted earlier call). now: a number, not NaN. */
 static int l_expire(lua_State *L) {
     lregistry *g = check_registry(L);
-    double now = (double)luaL_checknumber(L, 2);
+    double now = check_time(L, 2);
+    lua_settop(L, 2);
     cr_registry_stats st;
     cr_registry_stats_get(g->r, &st);
     ensure_ids(L, g, st.waiters);
-    size_t n = cr_registry_expire(g->r, now, g->ids, g->idcap);
-    push_waiters(L, g, n);
+    /* How many expire is only known once the core has dropped them: they are held (nheld) until
+     * the array holding them exists, and a Lua error in between leaves them for the next call. */
+    g->nheld += cr_registry_expire(g->r, now, g->ids + g->nheld, g->idcap - g->nheld);
+    lua_createtable(L, narr(g->nheld), 0); /* 3 */
+    push_waiters(L, g->ids, g->nheld);
+    g->nheld = 0;
     return 1;
 }
 
@@ -663,17 +741,21 @@ static int l_notify_due(lua_State *L) {
     lregistry *g = check_registry(L);
     size_t len;
     const char *room = luaL_checklstring(L, 2, &len);
-    double now = (double)luaL_checknumber(L, 3);
-    double interval = (double)luaL_checknumber(L, 4);
+    double now = check_time(L, 3);
+    double interval = check_time(L, 4);
+    lua_settop(L, 4);
     lua_pushboolean(L, cr_registry_notify_due(g->r, room, len, now, interval));
     return 1;
 }
 
-/* registry:stats() -> { rooms =, pending =, ready =, waiters = } */
+/* registry:stats() -> { rooms =, pending =, ready =, waiters = }
+ * waiters counts the held ones too (not handed back yet). */
 static int l_stats(lua_State *L) {
     lregistry *g = check_registry(L);
+    lua_settop(L, 1);
     cr_registry_stats st;
     cr_registry_stats_get(g->r, &st);
+    st.waiters += g->nheld;
     lua_createtable(L, 0, 4);
     lua_pushinteger(L, (lua_Integer)st.rooms);
     lua_setfield(L, -2, "rooms");
@@ -815,6 +897,7 @@ static int l_legacy_parse(lua_State *L) {
     legacy_parser *lp = check_legacy(L);
     size_t len;
     const char *bytes = luaL_checklstring(L, 2, &len);
+    lua_settop(L, 2);
     cr_error err = {CR_OK, ""};
     if (cr_legacy_parse(lp->p, bytes, len, &lp->req, &err) != CR_OK) return push_error(L, &err);
     const cr_legacy_request *r = &lp->req;
@@ -836,6 +919,7 @@ static int l_legacy_parse(lua_State *L) {
 static int l_legacy_nick_is_id(lua_State *L) {
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
+    lua_settop(L, 1);
     lua_pushboolean(L, cr_legacy_nick_is_id(s, len));
     return 1;
 }

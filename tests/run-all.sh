@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every suite (C unit tests, busted specs, integration tests against a real Prosody, a
-# smoke run of the benchmarks so they cannot rot) and
+# smoke run of the benchmarks so they cannot rot, a short libFuzzer run of every fuzz target:
+# FUZZ_SECONDS each, 20 by default here) and
 # prints one closing line that sums them up: "total: N passed, N failed".
 # Contract with the suites: each prints, as its last summary, a line "<suite>: N passed, N failed".
 set -uo pipefail
@@ -30,6 +31,7 @@ run_suite ctest tests/c/run.sh build/tests/test_*
 run_suite busted tests/run-busted.sh
 run_suite integration tests/integration/run.sh
 run_suite benchsmoke tests/bench/smoke.sh
+run_suite fuzz env FUZZ_SECONDS="${FUZZ_SECONDS:-20}" make --no-print-directory fuzz
 echo
 echo "total: $passed passed, $failed failed"
 exit $status
