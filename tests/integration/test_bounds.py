@@ -165,11 +165,10 @@ def timed_post(server, room):
         h.close()
 
 
-# Rate limits off (the `ratelimit` branch adds the option; Prosody ignores it until then), the
-# MUC as genconf.sh sets it up (storage = "memory", muc_room_cache_size left at its default 100),
+# Rate limits off (conftest's start_server sets conference_request_rate_limits = false; repeating
+# it here would make Prosody 0.12.3 refuse the duplicate option), the MUC as genconf.sh sets it up (storage = "memory", muc_room_cache_size left at its default 100),
 # and a timeout long enough that flood rooms are all alive at once.
-FLOOD_CONFIG = ("    conference_request_rate_limits = false\n"
-                "    conference_request_max_rooms = 100000\n")
+FLOOD_CONFIG = "    conference_request_max_rooms = 100000\n"
 
 
 @pytest.fixture(scope="module")
@@ -288,7 +287,6 @@ def test_room_creation_flood_leaves_good_requests_answered(flood_server):
 @pytest.fixture(scope="module")
 def small_registry():
     srv, _ = start_server("bounds-full", "    conference_request_max_rooms = 5\n"
-                                         "    conference_request_rate_limits = false\n"
                                          'Component "conference.localhost" "muc"\n'
                                          "    muc_room_default_persistent = true\n",
                           env_extra={"CR_EMPTY_ROOM_TIMEOUT": "120"})
