@@ -22,18 +22,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import REPO, Http, Xmpp, conference_of, error_of, new_room, props_of, start_server, stop_server
-
-
-def _binding_has_jwt():
-    probe = subprocess.run(["lua5.4", "-e", 'package.cpath = "%s/mod_conference_request/?.so;" .. package.cpath; '
-                            'io.write(tostring(require("conference_request_native").jwt_verifier ~= nil))' % REPO],
-                           capture_output=True, text=True)
-    return probe.stdout == "true"
-
-
-# Until the jwt branch (native.jwt_verifier) is merged, this build cannot verify tokens.
-pytestmark = pytest.mark.skipif(not _binding_has_jwt(), reason="the native binding has no jwt_verifier (jwt branch not merged)")
+from conftest import Http, Xmpp, conference_of, error_of, new_room, props_of, start_server, stop_server
 
 SECRET = "hs256-test-secret-Zq8v"
 ISSUER = "test-app"
