@@ -59,6 +59,78 @@ local function string_list(name, default)
 	return list;
 end
 
+local function read_file(name, path)
+	if type(path) ~= "string" or path == "" then
+		fail(name, "expected a file path, got %s", tostring(path));
+	end
+	local f, why = io.open(path, "rb");
+	local text = f and f:read("a");
+	if f then f:close(); end
+	if not text or text == "" then
+		fail(name, "cannot read %s: %s", path, why or "empty file");
+	end
+	return text;
+end
+
+-- conference_request_auth and its options (SPEC §5); auth.lib does the rest.
+local function read_auth(cfg)
+	local a = {};
+	local mode = module:get_option("conference_request_auth", "none");
+	if mode ~= "none" and mode ~= "xmpp" and mode ~= "jwt" then
+		fail("conference_request_auth", "expected \"none\", \"xmpp\" or \"jwt\", got %s", tostring(mode));
+	end
+	a.mode = mode;
+	a.lifetime = number_option("conference_request_auth_lifetime", 86400, 0);
+	if a.lifetime <= 0 then fail("conference_request_auth_lifetime", "must be > 0 seconds"); end
+	a.max_sessions = number_option("conference_request_auth_max_sessions", 100000, 1, true);
+	a.max_jids = number_option("conference_request_auth_max_jids", 100000, 1, true);
+	if mode == "xmpp" then
+		local domain = module:get_option("conference_request_auth_domain");
+		if domain == nil then
+			fail("conference_request_auth_domain", "required with conference_request_auth = \"xmpp\" (the host of authenticated users)");
+		end
+		a.domain = host_name("conference_request_auth_domain", domain);
+	elseif mode == "jwt" then
+		local secret = module:get_option("conference_request_jwt_secret");
+		local secret_file = module:get_option("conference_request_jwt_secret_file");
+		if secret ~= nil and secret_file ~= nil then
+			fail("conference_request_jwt_secret", "set either it or conference_request_jwt_secret_file, not both");
+		end
+		if secret ~= nil and (type(secret) ~= "string" or secret == "") then
+			fail("conference_request_jwt_secret", "expected a non-empty string");
+		end
+		if secret_file ~= nil then
+			secret = read_file("conference_request_jwt_secret_file", secret_file):gsub("\r?\n$", "");
+		end
+		local keys = module:get_option("conference_request_jwt_public_keys", {});
+		if type(keys) ~= "table" then
+			fail("conference_request_jwt_public_keys", "expected a table key id -> PEM file path, got %s", type(keys));
+		end
+		local public_keys, n = {}, 0;
+		for kid, path in pairs(keys) do
+			if type(kid) ~= "string" or kid == "" then
+				fail("conference_request_jwt_public_keys", "key ids must be non-empty strings, got %s", tostring(kid));
+			end
+			public_keys[kid] = read_file("conference_request_jwt_public_keys", path);
+			n = n + 1;
+		end
+		if not secret and n == 0 then
+			fail("conference_request_auth", "\"jwt\" needs conference_request_jwt_secret(_file) or conference_request_jwt_public_keys");
+		end
+		local domain = module:get_option("conference_request_jwt_domain", cfg.muc:match("^[^.]+%.(.+)$") or cfg.muc);
+		a.jwt = {
+			hs256_secret = secret,
+			public_keys = n > 0 and public_keys or nil,
+			issuers = string_list("conference_request_jwt_issuers", {}),
+			audiences = string_list("conference_request_jwt_audiences", {}),
+			domain = host_name("conference_request_jwt_domain", domain),
+			leeway = number_option("conference_request_jwt_leeway", 0, 0),
+		};
+		if cfg.limits.max_token then a.jwt.max_token = cfg.limits.max_token; end
+	end
+	return a;
+end
+
 -- Codec limits an operator may lower or raise (native README, native.codec).
 local limit_names = {
 	"max_room", "max_jid_part", "max_properties", "max_property_name", "max_property_value",
@@ -202,7 +274,7 @@ local function read()
 	-- (end of rate limits)
 
 	-- Authentication (SPEC §5, auth.lib).
-
+	cfg.auth = read_auth(cfg);
 	-- (end of authentication)
 
 	return cfg;

@@ -451,8 +451,19 @@ local function new(cfg, registry, _, conditions)
 		if not relayable(conditions, condition) then
 			condition, text = "internal-server-error", "the focus answered: " .. text;
 		end
+		-- Application children of <error> (<reservation-error/>, <session-invalid/>) reach every
+		-- waiter intact (SPEC §5); the doors render them (xmpp.lib: copied; http.lib: session-invalid).
+		local result = { condition = condition, text = text };
+		local error_el = from_focus:get_child("error");
+		for _, child in ipairs(error_el and error_el.tags or {}) do
+			if child.attr.xmlns ~= "urn:ietf:params:xml:ns:xmpp-stanzas" then
+				if child.name == "session-invalid" then result.session_invalid = true; end
+				result.extra = result.extra or {};
+				table.insert(result.extra, st.clone(child));
+			end
+		end
 		module:log("info", "focus answered %s for %s: relayed to every waiter", condition, room_jid);
-		drop_room(room_jid, function() return { condition = condition, text = text }; end, "focus_error");
+		drop_room(room_jid, function() return result; end, "focus_error");
 	end
 
 	local function notify(room_jid, request, requester)
@@ -487,6 +498,11 @@ local function new(cfg, registry, _, conditions)
 			outcome("ready_now");
 			return respond(answer(room_jid, true));
 		end
+		-- The module's decision comes first (SPEC §5): a guest never makes the focus create a room.
+		if requester.may_create == false and state ~= "pending" then
+			outcome("not_authorized");
+			return respond({ condition = "not-authorized", text = "not allowed to create the conference" });
+		end
 		if #resources == 0 or stopped then
 			ext.counts.no_focus = ext.counts.no_focus + 1;
 			outcome("no_focus");
@@ -500,10 +516,6 @@ local function new(cfg, registry, _, conditions)
 				module:log("debug", "no focus resource online: %s answered ready=false", room_jid);
 			end
 			return respond(answer(room_jid, false));
-		end
-		if requester.may_create == false and state ~= "pending" then
-			outcome("not_authorized");
-			return respond({ condition = "not-authorized", text = "not allowed to create the conference" });
 		end
 		local limited = state == "absent" and requester.creation_limited and requester.creation_limited(requester);
 		if limited then outcome("rate_limited"); return respond(limited); end

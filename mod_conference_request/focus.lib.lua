@@ -302,6 +302,8 @@ local function new(cfg, registry, metrics)
 			track(room_jid);
 			return respond(answer(room_jid, true));
 		end
+		-- Only requesters auth.lib allowed may create (SPEC §5); guests join existing rooms only.
+		if requester.may_create == false then return respond(err("not-authorized", "not allowed to create the conference")); end
 		local limited = requester.creation_limited and requester.creation_limited(requester);
 		if limited then return respond(limited); end
 		-- only a requester that may create makes room for its room

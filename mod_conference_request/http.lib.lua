@@ -160,7 +160,9 @@ local function new(cfg, native, codec, service, metrics, registry, focus)
 		service.handle(parsed, requester, function(result)
 			if result.condition then
 				if result.retry_after then response.headers.retry_after = tostring(result.retry_after); end
-				return send_error(request, response, result.condition, result.text);
+				-- lib-jitsi-meet's session test: "400 invalid-session" after the first character
+				local message = result.session_invalid and ("HTTP 400 invalid-session: " .. (result.text or "")) or result.text;
+				return send_error(request, response, result.condition, message);
 			end
 			local rendered, body_out = pcall(codec.render_json, codec, result);
 			if not rendered then

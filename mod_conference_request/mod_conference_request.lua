@@ -28,12 +28,14 @@ end
 local native = require "conference_request_native";
 
 local codec_config = {
-	authentication = false,
 	sip_gateway = cfg.sip_gateway,
 	extra_properties = cfg.extra_properties,
 	stanza_mt = st.stanza_mt,
 };
 for k, v in pairs(cfg.limits) do codec_config[k] = v; end
+-- Authentication (SPEC §5, auth.lib): who may create; authentication/externalAuth in the answers.
+local auth = module:require "auth".new(cfg.auth, native);
+auth.codec_config(codec_config);
 local codec = native.codec(codec_config);
 local registry = native.registry({
 	max_rooms = cfg.max_rooms,
@@ -42,9 +44,6 @@ local registry = native.registry({
 });
 
 local metrics = module:require "metrics".new(registry);
--- STAND-IN for auth.lib (auth branch, issue 10): replace at merge with the real auth object
--- (mode = cfg.auth, occupant_role(real_full_jid) -> "owner" | "member" | nil).
-local auth = { mode = "none", occupant_role = function() return nil; end };
 local focus, moderation;
 if cfg.focus then -- external focus, e.g. jicofo (SPEC §4 "External", external_focus.lib)
 	focus = module:require "external_focus".new(cfg, registry, metrics, native.conditions);
@@ -52,9 +51,11 @@ else
 	focus = module:require "focus".new(cfg, registry, metrics);
 	-- owner rights in the rooms the built-in focus serves (SPEC §4 "Moderation")
 	moderation = module:require "moderation".new(cfg, auth);
+	-- an occupant already in the room that becomes authenticated is made owner then (jicofo)
+	auth.on_authenticated = moderation.authenticated;
 end
 local ratelimit = module:require "ratelimit".new(cfg, metrics);
-local service = module:require "service".new(cfg, focus, metrics, registry, ratelimit);
+local service = module:require "service".new(cfg, focus, metrics, registry, ratelimit, auth);
 module:require "xmpp".new(native, codec, service);
 if cfg.http then
 	module:require "http".new(cfg, native, codec, service, metrics, registry, focus);
@@ -72,15 +73,17 @@ module:log("info", "serving conference requests for %s%s (%s focus, focusjid %s)
 	cfg.http and ", HTTP door on" or "");
 
 function module.save()
-	return { unjoined = focus.save() };
+	return { unjoined = focus.save(), auth = auth.save() };
 end
 
 function module.restore(state)
 	focus.restore(state and state.unjoined);
+	auth.restore(state and state.auth);
 end
 
 function module.unload()
 	focus.stop();
+	auth.stop();
 	shell.stop();
 	if legacy then legacy.stop(); end
 end

@@ -11,7 +11,8 @@
 local jid = require "util.jid";
 
 -- registry: the native registry (only :state is used here). ratelimit: ratelimit.lib (optional).
-local function new(cfg, focus, metrics, registry, ratelimit)
+-- auth: auth.lib (check before the focus, session fields added to the answer).
+local function new(cfg, focus, metrics, registry, ratelimit, auth)
 	local service = {};
 	local limit_request = ratelimit and ratelimit.request;
 	local limit_creation = ratelimit and ratelimit.creation;
@@ -58,12 +59,21 @@ local function new(cfg, focus, metrics, registry, ratelimit)
 		-- is ~15K instructions, a fifth of the HTTP door's own cost). Both focus implementations
 		-- answer a ready room without looking at the host.
 		local raw = request.room;
-		if type(raw) == "string" and registry:state(raw) == "ready" then
-			return focus.request(raw, nil, request, requester, respond);
+		local room, host = raw, nil;
+		if not (type(raw) == "string" and registry:state(raw) == "ready") then
+			room, host = service.check_room(raw);
+			if not room then
+				return respond(host);
+			end
 		end
-		local room, host = service.check_room(raw);
-		if not room then
-			return respond(host);
+		-- Token and session checks apply to every request, before the focus (SPEC §5).
+		if auth and auth.mode ~= "none" then
+			local refusal = auth.check(request, requester, room);
+			if refusal then return respond(refusal); end
+			if requester.session then
+				local plain = respond;
+				respond = function(result) return plain(auth.decorate(result, requester)); end
+			end
 		end
 		return focus.request(room, host, request, requester, respond);
 	end

@@ -19,6 +19,12 @@ local function new(native, codec, service)
 			local reply;
 			if result.condition then
 				reply = error_reply(stanza, result.condition, result.text);
+				-- <session-invalid/> (auth.lib) or the focus's own children (external_focus.lib)
+				if result.extra then
+					for _, child in ipairs(result.extra) do reply:add_child(st.clone(child)); end
+				elseif result.session_invalid then
+					reply:tag("session-invalid", { xmlns = NS }):up();
+				end
 			else
 				local ok, element = pcall(codec.render_stanza, codec, result);
 				if ok then

@@ -64,13 +64,14 @@ class FocusClient(slixmpp.ClientXMPP):
     """
 
     def __init__(self, jid, password, muc_nick="focus", mode="join", join_delay=0.0,
-                 error_condition="not-authorized", error_text="not authorized user domain"):
+                 error_condition="not-authorized", error_text="not authorized user domain", error_extra=None):
         super().__init__(jid, password)
         self.muc_nick = muc_nick
         self.mode = mode
         self.join_delay = join_delay
         self.error_condition = error_condition
         self.error_text = error_text
+        self.error_extra = error_extra  # XML text of an application child of <error> (e.g. reservation-error)
         self.requests = []            # ForwardedRequest, in arrival order
         self.joined = set()           # room JIDs the focus is in
         self.ready = asyncio.Event()  # set once online and the module host is subscribed
@@ -133,7 +134,12 @@ class FocusClient(slixmpp.ClientXMPP):
             reply["error"]["type"] = ERROR_TYPES.get(self.error_condition, "cancel")
             reply["error"]["condition"] = self.error_condition
             reply["error"]["text"] = self.error_text
-            reply.send()
+            if self.error_extra:
+                reply["error"].xml.append(ET.fromstring(self.error_extra))
+            if self.join_delay > 0:  # in error mode: how long the answer is held
+                self._spawn(self._send_later(reply, self.join_delay))
+            else:
+                reply.send()
             return
         reply = iq.reply()
         conf = ET.Element("{%s}conference" % NS, room=request.room or "",
@@ -142,6 +148,10 @@ class FocusClient(slixmpp.ClientXMPP):
         reply.send()
         if self.mode == "join" and request.room:
             self._spawn(self.join_later(request.room, self.join_delay))
+
+    async def _send_later(self, stanza, delay):
+        await asyncio.sleep(delay)
+        stanza.send()
 
     def _spawn(self, coro):
         task = asyncio.ensure_future(coro)

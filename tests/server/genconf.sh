@@ -26,6 +26,9 @@
 #   CR_LOG_LEVEL            minimum log level (default info)
 #   CR_EMPTY_ROOM_TIMEOUT   conference_request_empty_room_timeout in seconds (default: module's 60)
 #   CR_LOG_CONSOLE=1        also log to the console (tests/server/run.sh sets it)
+#   CR_AUTH                 conference_request_auth: "xmpp" (auth domain localhost, where alice/bob/admin
+#                           live; guest.localhost users are guests) or "jwt" (HS256 secret CR_JWT_SECRET)
+#   CR_JWT_SECRET           conference_request_jwt_secret with CR_AUTH=jwt
 #   CR_RATE_LIMITS          a Lua value for conference_request_rate_limits (e.g. false: the shared
 #                           test servers and the bench); unset = the module's defaults
 set -euo pipefail
@@ -95,6 +98,18 @@ if [ -n "${CR_RATE_LIMITS:-}" ]; then
     rate_limits_line="conference_request_rate_limits = ${CR_RATE_LIMITS}"
 fi
 timeout_line="-- conference_request_empty_room_timeout: module default"
+auth_lines="-- conference_request_auth: module default (none)"
+case ${CR_AUTH:-} in
+    ('') ;;
+    (none) auth_lines='conference_request_auth = "none"' ;;
+    (xmpp) auth_lines='conference_request_auth = "xmpp"
+    conference_request_auth_domain = "localhost"' ;;
+    (jwt)
+        [ -n "${CR_JWT_SECRET:-}" ] || { echo "$0: CR_AUTH=jwt needs CR_JWT_SECRET" >&2; exit 2; }
+        auth_lines="conference_request_auth = \"jwt\"
+    conference_request_jwt_secret = $(lua_str "$CR_JWT_SECRET")" ;;
+    (*) echo "$0: CR_AUTH must be none, xmpp or jwt" >&2; exit 2 ;;
+esac
 if [ -n "${CR_EMPTY_ROOM_TIMEOUT:-}" ]; then
     timeout_line="conference_request_empty_room_timeout = ${CR_EMPTY_ROOM_TIMEOUT}"
 fi
@@ -171,6 +186,7 @@ Component "focus.localhost" "conference_request"
     conference_request_extra_mucs = { "breakout.localhost" }
     $focus_line
     $timeout_line
+    $auth_lines
     $rate_limits_line
 LUA
 

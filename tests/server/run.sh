@@ -5,6 +5,9 @@
 # External focus: `make run CONFERENCE_REQUEST_FOCUS=focus@auth.localhost` (or CR_FOCUS=…) sets
 # conference_request_focus, adds the focus's host and account (password CR_FOCUS_PASSWORD, default
 # "secret") and prints how to attach a focus (tests/integration/focus_client.py, or a jicofo).
+# Authentication: `make run CONFERENCE_REQUEST_AUTH=xmpp` (users of localhost create rooms, SASL
+# ANONYMOUS users of guest.localhost are guests) or `make run CONFERENCE_REQUEST_AUTH=jwt
+# CONFERENCE_REQUEST_JWT_SECRET=<secret>` (HS256 tokens; a sample token and a curl line are printed).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 dir="$repo/run"
@@ -22,9 +25,27 @@ done
 
 focus=${CONFERENCE_REQUEST_FOCUS:-${CR_FOCUS:-}}
 focus_password=${CR_FOCUS_PASSWORD:-secret}
+auth=${CONFERENCE_REQUEST_AUTH:-${CR_AUTH:-}}
+jwt_secret=${CONFERENCE_REQUEST_JWT_SECRET:-${CR_JWT_SECRET:-}}
+case $auth in
+    (''|none|xmpp) ;;
+    (jwt) [ -n "$jwt_secret" ] || { echo "run.sh: CONFERENCE_REQUEST_AUTH=jwt needs CONFERENCE_REQUEST_JWT_SECRET=<secret>" >&2; exit 2; } ;;
+    (*) echo "run.sh: CONFERENCE_REQUEST_AUTH must be none, xmpp or jwt" >&2; exit 2 ;;
+esac
+
+b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+# A demo HS256 token for the room "demo" (Jitsi's claims), valid 24 h.
+demo_token() {
+    local header payload sig
+    header=$(printf '{"alg":"HS256","typ":"JWT"}' | b64url)
+    payload=$(printf '{"iss":"demo","aud":"jitsi","sub":"localhost","room":"demo","exp":%d,"context":{"user":{"id":"demo-user","name":"Demo User","moderator":true},"group":"demo-group"}}' \
+        $(( $(date +%s) + 86400 )) | b64url)
+    sig=$(printf '%s.%s' "$header" "$payload" | openssl dgst -sha256 -hmac "$jwt_secret" -binary | b64url)
+    printf '%s.%s.%s' "$header" "$payload" "$sig"
+}
 
 rm -f "$dir/data/prosody.pid"
-CR_FOCUS="$focus" CR_FOCUS_PASSWORD="$focus_password" CR_LOG_CONSOLE=1 \
+CR_FOCUS="$focus" CR_FOCUS_PASSWORD="$focus_password" CR_LOG_CONSOLE=1 CR_AUTH="$auth" CR_JWT_SECRET="$jwt_secret" \
     "$repo/tests/server/genconf.sh" "$dir" "$port_base" >/dev/null
 prosody -F --config "$dir/prosody.cfg.lua" &
 pid=$!
@@ -36,6 +57,7 @@ for _ in $(seq 1 200); do
     if curl -fsS -o /dev/null -m 2 "$base/conference-request/v1/health" 2>/dev/null && port_open "$c2s_port"; then
         mode="built-in focus (the module is the focus)"
         [ -n "$focus" ] && mode="external focus $focus"
+        [ -n "$auth" ] && mode="$mode; conference_request_auth = $auth"
         cat <<TXT
 
 ======================================================================================
@@ -56,6 +78,32 @@ for _ in $(seq 1 200); do
 ======================================================================================
 
 TXT
+        if [ "$auth" = xmpp ]; then
+            cat <<TXT
+ Authentication: xmpp (conference_request_auth_domain = "localhost")
+   alice@localhost (and bob, admin) may create rooms; the answer carries session-id and identity.
+   guests (SASL ANONYMOUS on guest.localhost) and HTTP requests join existing rooms only; a missing
+   room is not-authorized / 403. A guest on the same machine creates with the session:
+   <conference xmlns='http://jitsi.org/protocol/focus' room='demo@conference.localhost' machine-uid='m1'/>  (as alice)
+   <conference xmlns='http://jitsi.org/protocol/focus' room='new@conference.localhost' machine-uid='m1' session-id='<from alice>'/>  (as a guest)
+   <login-url xmlns='http://jitsi.org/protocol/focus' room='demo@conference.localhost' machine-uid='m1'/>  (IQ get)
+   <logout xmlns='http://jitsi.org/protocol/focus' session-id='…'/>  (IQ set)
+======================================================================================
+
+TXT
+        elif [ "$auth" = jwt ]; then
+            token=$(demo_token)
+            cat <<TXT
+ Authentication: jwt (HS256 with the secret you gave; sub = localhost)
+   sample token for the room demo (24 h, moderator):
+   $token
+   curl -sS -H 'Content-Type: application/json' -H "Authorization: Bearer $token" \\
+        -d '{"room":"demo@conference.localhost"}' $base/conference-request/v1
+   without the token a missing room is 403; XMPP: token='…' on <conference/>
+======================================================================================
+
+TXT
+        fi
         if [ -n "$focus" ]; then
             cat <<TXT
  External focus: requests for rooms that are not ready are forwarded to $focus, and answered
