@@ -166,7 +166,8 @@ def timed_post(server, room):
 
 
 # Rate limits off (conftest's default CR_RATE_LIMITS=false), the MUC as genconf.sh sets it up
-# (storage = "memory", muc_room_cache_size left at its default 100), and a timeout long enough that flood rooms are all alive at once.
+# (storage = "memory", muc_room_cache_size left at its default 100), and a timeout long enough
+# that flood rooms are all alive at once.
 FLOOD_CONFIG = "    conference_request_max_rooms = 100000\n"
 
 
