@@ -328,6 +328,54 @@ describe("legacy.lib", function()
 		assert.same({ jid = room_jid .. "/" .. id_of(BOB), name = "bob" }, { jid = user.attr.jid, name = user.attr.name })
 	end)
 
+	it("lets the room route on its own again once the last legacy participant has left", function()
+		local env = load()
+		local room = new_room(env, room_jid)
+		send_iq(env, query("set", ALICE, room_jid, { { "nick", "alice" } }))
+		assert.is_function(rawget(room, "route_stanza"))
+		local occupant = room.occupants[room_jid .. "/alice"]
+		room.occupants[room_jid .. "/alice"] = nil
+		env.fire("muc-occupant-left", { room = room, occupant = occupant,
+			stanza = st.presence({ from = ALICE, to = room_jid .. "/alice", type = "unavailable" }) })
+		assert.is_nil(env.legacy.states[room_jid])
+		assert.is_nil(rawget(room, "route_stanza"))
+		assert.is_nil(rawget(room, "_legacy_state"))
+	end)
+
+	it("forgets the legacy state of a destroyed room", function()
+		local env = load()
+		local room = new_room(env, room_jid)
+		send_iq(env, query("set", ALICE, room_jid, { { "nick", "alice" } }))
+		env.rooms[room_jid] = nil
+		env.fire("muc-room-destroyed", { room = room })
+		assert.is_nil(env.legacy.states[room_jid])
+		-- the same JID later is a new room: entering it is an entry, not a nick change
+		local again = new_room(env, room_jid)
+		local _, origin = send_iq(env, query("set", ALICE, room_jid, { { "nick", "alice2" } }))
+		assert.equal("result", origin.replies[1].attr.type)
+		assert.equal(room_jid .. "/alice2", again:get_occupant_jid(ALICE))
+	end)
+
+	it("refuses an invite: relay to something that is not a JID, with bad-request (400)", function()
+		local env = load()
+		local room = new_room(env, room_jid)
+		send_iq(env, query("set", ALICE, room_jid, { { "nick", "alice" } }))
+		local sent_before = #env.sent
+		local origin = session()
+		local msg = st.message({ from = ALICE, to = room_jid, type = "groupchat" }):text_tag("subject", "invite: a@@b/")
+		assert.is_true(env.fire("message/bare", { origin = origin, stanza = msg }))
+		assert.equal(1, #origin.replies)
+		assert.same({ "modify", "bad-request", "400" }, { select_3(origin.replies[1]) })
+		assert.equal(sent_before, #env.sent, "nothing relayed")
+		msg = st.message({ from = ALICE, to = room_jid, type = "groupchat" }):text_tag("subject", "invite: carol@localhost")
+		assert.is_true(env.fire("message/bare", { origin = origin, stanza = msg }))
+		local relay = env.sent[#env.sent]
+		assert.equal("carol@localhost", relay.attr.to)
+		assert.equal(room_jid .. "/alice", relay.attr.from)
+		assert.is_nil(relay.attr.type)
+		assert.is_truthy(room)
+	end)
+
 	it("swallows the replies to its own pushes and leaves other results alone", function()
 		local env = load()
 		local handled = send_iq(env, st.iq({ type = "result", from = ALICE, to = room_jid, id = "legacy-push-x1" }))

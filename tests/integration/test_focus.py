@@ -106,14 +106,16 @@ def test_users_cannot_create_rooms_but_can_join_module_created_ones(alice):
     assert pres["type"] != "error"
 
 
-def test_unjoined_room_is_destroyed_after_the_timeout(alice, server):
+def test_unjoined_room_is_destroyed_after_the_timeout(alice, server, web):
     room = new_room("empty")
+    expired_before = web.request("GET", V1 + "/health").json()["rooms_expired"]
     alice.conference(room)
     assert alice.disco_info(room) == "result"
     assert shell_rooms(server)[room]["unjoined"]
     gone = eventually(lambda: alice.disco_info(room) == "item-not-found", timeout=EMPTY_ROOM_TIMEOUT * 15)
     assert gone, "an unjoined room must eventually be destroyed"
     assert room not in shell_rooms(server), "the registry forgets destroyed rooms"
+    assert web.request("GET", V1 + "/health").json()["rooms_expired"] >= expired_before + 1, "expiry is counted"
     # asking again creates it again
     conf = conference_of(alice.conference(room))
     assert conf.get("ready") == "true"
