@@ -368,7 +368,12 @@ static cr_vnode_how decide(const cr_vnodes *s, const vroom *r, const char *room,
     for (size_t i = 0; i < s->nnodes; i++) {
         const vnode *n = &s->nodes[i];
         if (!n->healthy || load_of(n) >= n->capacity) continue;
-        double score = -n->weight / log(unit_of(rh, n->idhash));
+        double u = unit_of(rh, n->idhash);
+        /* -ln(u) >= 1 - u, so score <= weight / (1 - u): a node whose bound is below the best
+         * score (with a margin far above rounding error) cannot win; skip its logarithm. The
+         * answer is the same as computing every score. */
+        if (best != SIZE_MAX && n->weight < bs * (1 - u) * (1 - 1e-9)) continue;
+        double score = -n->weight / log(u);
         if (best == SIZE_MAX || score > bs) {
             best = i;
             bs = score;
