@@ -461,7 +461,7 @@ static void test_weights(void) {
 
     /* 100 nodes: the choice equals the formula computed for every node (the set skips the
      * logarithm of nodes whose bound cannot win: that must not change any answer) */
-    static char ids[100][8];
+    static char ids[100][16];
     static const char *idp[100];
     static double ws[100];
     s = mk(60, 0, 0, NULL);
