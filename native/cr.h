@@ -563,7 +563,8 @@ size_t cr_vnodes_room_info(const cr_vnodes *s, const char *room, size_t len,
                            cr_vnode_pair_info *out, size_t cap);
 void cr_vnodes_stats_get(const cr_vnodes *s, cr_vnodes_stats *out);
 /* Walks the whole state and checks every internal invariant (counters equal to the sums they
- * cache, bounds, links). O(everything): for tests and fuzzing. */
+ * cache, bounds, links, the ring's time order). O(everything): for tests and fuzzing; its
+ * scratch array comes from the C library's allocator, not the set's. */
 bool cr_vnodes_check(const cr_vnodes *s);
 /* The rendezvous unit value u in (0,1) of (room, node id), both borrowed: exposed for tests. */
 double cr_vnodes_unit(const char *room, size_t room_len, const char *id, size_t id_len);
