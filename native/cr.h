@@ -63,6 +63,15 @@ cr_condition cr_error_set(cr_error *err, cr_condition c, const char *fmt, ...)
 bool cr_xml_safe(const char *s, size_t len);
 
 /* ---------------------------------------------------------------------------------------------
+ * Hashing (hash.c), shared by the registry's and the node set's tables
+ * ------------------------------------------------------------------------------------------- */
+/* SipHash-1-3 of in[0..len) (borrowed) under the key (k0, k1). Pure. */
+uint64_t cr_siphash13(uint64_t k0, uint64_t k1, const unsigned char *in, size_t len);
+/* Fills k with a random key from the OS (getrandom, else /dev/urandom, else a weak fallback of
+ * time and pid): for per-object table keys, not for secrets. */
+void cr_random_key(uint64_t k[2]);
+
+/* ---------------------------------------------------------------------------------------------
  * cr_buf: growable byte buffer (buf.c)
  * ------------------------------------------------------------------------------------------- */
 typedef struct {
