@@ -177,12 +177,16 @@ local function new(muc_host, native, opts)
 		local current = room.jid .. "/" .. p.nick;
 		local nick, condition, text = choose_nick(room, request.nicks, current);
 		if not nick then return origin.send(error_reply(stanza, condition, text)); end
-		if nick ~= p.nick then
+		local changed = nick ~= p.nick;
+		if changed then
 			local occupant = room:get_occupant_by_real_jid(p.jid);
 			local pres = occupant and occupant:get_presence(p.jid);
 			pres = pres and st.clone(pres) or st.presence();
 			pres.attr.from, pres.attr.to, pres.attr.type = p.jid, room.jid .. "/" .. nick, nil;
-			local captured = run_presence(origin, pres);
+			p.renaming = true; -- its own push follows its result
+			local ok, captured = pcall(run_presence, origin, pres);
+			p.renaming = nil;
+			if not ok then error(captured, 0); end
 			if captured or room:get_occupant_jid(p.jid) ~= room.jid .. "/" .. nick then
 				local c, t = "conflict", "the nick could not be taken";
 				if captured then c, t = muc_error(captured); end
@@ -191,6 +195,7 @@ local function new(muc_host, native, opts)
 			p.nick = nick;
 		end
 		origin.send(result_query(stanza, p, room));
+		if changed then push(room, p.jid, p.id, nick); end
 	end
 
 	local function enter(origin, stanza, room_jid, request)
@@ -491,6 +496,76 @@ local function new(muc_host, native, opts)
 		end
 	end
 
+	-- mod_muc's own errors to legacy clients carry the legacy `code` too (SPEC §7, notes §1.6). A
+	-- stanza is from a legacy client when its sender is a jabber:iq:conference participant of some
+	-- room, when its c2s session has spoken the legacy protocol to this host (a conference or
+	-- browse iq to a room, presence to a bare room from outside), or when it is a groupchat 1.0
+	-- presence (to room/nick without the MUC <x/>) from someone not in the room. For such a stanza
+	-- the handlers after this one see the session through a proxy whose send() adds the code to
+	-- the errors; other senders' stanzas are left alone (their session object is not replaced),
+	-- and so is presence to a bare room (no error of mod_muc's to code there, and
+	-- legacy_outsiders.lib keys its entries by the session object itself).
+	local legacy_sessions = setmetatable({}, { __mode = "k" });
+
+	local function speaks_legacy(origin, stanza)
+		local from = stanza.attr.from;
+		if not from then return false; end
+		if rooms.is_participant(from) then return true; end
+		local name, t = stanza.name, stanza.attr.type;
+		local to = stanza.attr.to;
+		local room_jid, resource = jid_bare(to), jid_resource(to);
+		if origin and origin.type == "c2s" then
+			if legacy_sessions[origin] then return true; end
+			local payload = name == "iq" and stanza.tags[1];
+			local xmlns = payload and payload.attr.xmlns;
+			local marks = (xmlns == NS and not resource) or (xmlns == NS_BROWSE and (t == "get" or t == "set"));
+			if not marks and name == "presence" and not resource and t == nil then
+				local muc = muc_api();
+				local room = muc and muc.get_room_from_jid(room_jid);
+				marks = not (room and room:get_occupant_jid(from));
+			end
+			if marks then
+				legacy_sessions[origin] = true;
+				return true;
+			end
+		end
+		if name == "presence" and resource and (t == nil or t == "unavailable")
+		and not stanza:get_child("x", NS_MUC) then
+			local muc = muc_api();
+			local room = muc and muc.get_room_from_jid(room_jid);
+			return not (room and room:get_occupant_jid(from));
+		end
+		return false;
+	end
+
+	-- The legacy code of an error mod_muc answered `stanza` with: the XEP-0086 code of its
+	-- condition, except groupchat from outside the room (mod_muc: not-acceptable), which the old
+	-- servers refused with 403.
+	local function code_of(stanza, reply)
+		local _, condition = reply:get_error();
+		if condition == "not-acceptable" and stanza.name == "message" and stanza.attr.type == "groupchat"
+		and not jid_resource(stanza.attr.to) then
+			return "403";
+		end
+		return legacy_codes[condition];
+	end
+
+	local function on_stanza_coded(event)
+		local origin, stanza = event.origin, event.stanza;
+		if stanza.attr.type == "error" or not speaks_legacy(origin, stanza) then return; end
+		-- presence to a bare room: only noted (outsiders.lib keys its entries by the session itself)
+		if stanza.name == "presence" and not jid_resource(stanza.attr.to) then return; end
+		event.origin = setmetatable({
+			send = function(out, ...)
+				if out.attr.type == "error" then
+					local e = out:get_child("error");
+					if e and e.attr.code == nil then e.attr.code = code_of(stanza, out); end
+				end
+				return origin.send(out, ...);
+			end,
+		}, { __index = origin });
+	end
+
 	-- Hook the MUC host once it exists (hooking a host that is not active yet would silently hook
 	-- the global event bus instead).
 	local attached = false;
@@ -503,6 +578,9 @@ local function new(muc_host, native, opts)
 		ctx:hook("message/full", on_full, 10);
 		ctx:hook("iq/full", on_full, 10);
 		ctx:hook("presence/full", on_full, 10);
+		for _, name in ipairs({ "presence/bare", "presence/full", "message/bare", "message/full", "iq/bare", "iq/full" }) do
+			ctx:hook(name, on_stanza_coded, 20);
+		end
 		rooms.hook(ctx);
 		module:log("debug", "legacy jabber:iq:conference served on %s", muc_host);
 	end

@@ -194,24 +194,82 @@ def test_private_messages_and_iqs_by_id_and_by_nick(scene):
     l2.message("%s/%s" % (room, HEX40), "nobody", mtype="chat")
     err = l2.wait(lambda el: el.tag == q("message") and el.get("type") == "error", "an error for an unknown id")
     assert err.find(q("error")).find("{urn:ietf:params:xml:ns:xmpp-stanzas}item-not-found") is not None
+    assert err.find(q("error")).get("code") == "404"
+
+
+def describe(stanzas, room):
+    """What a client received, in order, as short tuples: ("push", jid, name or "remove"),
+    ("presence", from, type, sorted status codes, item nick), ("message", from, body)."""
+    out = []
+    for el in stanzas:
+        if el.tag == q("iq") and el.get("type") == "set" and el.find("{%s}user" % NS_BROWSE) is not None:
+            user = el.find("{%s}user" % NS_BROWSE)
+            out.append(("push", user.get("jid"), user.get("name") or user.get("type")))
+        elif el.tag == q("presence"):
+            nicks = [i.get("nick") for i in muc_items(el) if i.get("nick")]
+            out.append(("presence", el.get("from"), el.get("type"), tuple(sorted(status_codes(el))),
+                        nicks[0] if nicks else None))
+        elif el.tag == q("message"):
+            out.append(("message", el.get("from"), el.findtext(q("body"))))
+        else:
+            out.append((el.tag, el.get("from"), el.get("type")))
+    return out
 
 
 def test_nick_change_by_set_keeps_the_id(scene):
+    """A rename by a legacy set: legacy participants get the browse push only (the renamer its
+    result, then the push); the MUC client gets XEP-0045's 303 unavailable + available."""
     room, l1, l2, m = scene
     reply = l2.legacy_set(room, ["lucy", "robert"])
     assert query_children(reply) == [("nick", "robert"), ("id", "%s/%s" % (room, l2.id))]
-    l1.push(room, l2.id, "robert")
-    l2.push(room, l2.id, "robert")
-    gone = m.presence_from("%s/bobby" % room, "unavailable")
-    assert "303" in status_codes(gone)
-    assert [i.get("nick") for i in muc_items(gone)] == ["robert"]
-    m.presence_from("%s/robert" % room)
-    # a taken nick only: conflict, the old nick is kept
+    push = ("push", "%s/%s" % (room, l2.id), "robert")
+    assert describe(l2.take_all(), room) == [push]
+    assert describe(l1.take_all(), room) == [push]
+    assert describe(m.take_all(), room) == [
+        ("presence", "%s/bobby" % room, "unavailable", ("303",), "robert"),
+        ("presence", "%s/robert" % room, None, (), None)]
+    # a taken nick only: conflict, the old nick is kept, nobody hears of it
     etype, code, cond, _ = error_info(l2.legacy_set(room, ["lucy"]))
     assert (code, cond) == ("409", "conflict")
     assert query_children(l2.legacy_get(room))[:2] == [("nick", "robert"), ("id", "%s/%s" % (room, l2.id))]
+    for c in (l1, l2, m):
+        assert c.take_all() == []
     m.message(room, "still there?")
     l2.message_from("%s/%s" % (room, m.id), "still there?")
+
+
+def test_nick_change_by_presence_legacy_and_muc_renamers(scene):
+    room, l1, l2, m = scene
+    # a legacy participant renames by presence to room/newnick (RuneBlade's ChangeNick)
+    l2.presence("%s/roberto" % room)
+    push = ("push", "%s/%s" % (room, l2.id), "roberto")
+    assert describe(l2.take_all(), room) == [push]
+    assert describe(l1.take_all(), room) == [push]
+    assert describe(m.take_all(), room) == [
+        ("presence", "%s/bobby" % room, "unavailable", ("303",), "roberto"),
+        ("presence", "%s/roberto" % room, None, (), None)]
+    assert query_children(l2.legacy_get(room))[0] == ("nick", "roberto")
+
+    # a MUC client renames: the legacy participants get the push, the MUC client its own 303 + 110
+    m.raw("<presence to='%s/alicia'/>" % room)
+    push = ("push", "%s/%s" % (room, m.id), "alicia")
+    for c in (l1, l2):
+        assert describe(c.take_all(), room) == [push]
+    got = describe(m.take_all(), room)
+    assert got == [("presence", "%s/alice" % room, "unavailable", ("110", "303"), "alicia"),
+                   ("presence", "%s/alicia" % room, None, ("110",), None)], got
+
+    # a later presence update of a renamed participant reaches legacy participants as usual
+    l2.raw("<presence to='%s/roberto'><status>back</status></presence>" % room)
+    got = l1.presence_from("%s/%s" % (room, l2.id))
+    assert got.findtext(q("status")) == "back"
+    m.presence_from("%s/roberto" % room)
+
+    # a rename by presence to a nick someone holds: mod_muc's conflict, with the legacy code
+    l2.presence("%s/lucy" % room)
+    err = l2.wait(lambda el: el.tag == q("presence") and el.get("type") == "error", "the conflict")
+    assert err.find(q("error")).get("code") == "409"
+    assert err.find(q("error")).find("{urn:ietf:params:xml:ns:xmpp-stanzas}conflict") is not None
 
 
 def test_wrong_and_right_secret(make):
@@ -410,19 +468,108 @@ def test_service_host_and_unknown_namespace_left_to_muc(make):
     assert reply.get("type") == "error"
 
 
-def test_history_replay_to_a_legacy_joiner_is_rewritten(scene, make):
+def legacy_stamp(stamp):
+    """XEP-0082 2026-12-02T07:04:02Z as XEP-0091's 20261202T07:04:02."""
+    return stamp[:19].replace("-", "")
+
+
+def test_history_replay_to_a_legacy_joiner_is_rewritten(scene, make, server):
+    """A late legacy joiner's history: every line from its sender's id (a renamed sender, a
+    departed one, one whose old nick someone else holds now), with jabber:x:delay; a line from a
+    sender the room does not know comes from the room. A MUC joiner sees the nicks of the time."""
     room, l1, l2, m = scene
     m.message(room, "said before carol came")
     l2.message(room, "bobby was here")
-    l2.message_from("%s/%s" % (room, l2.id), "bobby was here")
-    l2.presence(room, "unavailable")  # bobby has left: his id is no longer the room's to give
+    assert query_children(l2.legacy_set(room, ["robert"]))[0] == ("nick", "robert")
+    l2.message(room, "robert now")
+    l2.message_from("%s/%s" % (room, l2.id), "robert now")
+    l2.presence(room, "unavailable")  # the renamed sender has left too
     l1.push(room, l2.id)
-    l3 = make("carol@localhost/late")
-    assert query_children(l3.legacy_set(room, ["carla"]))[0] == ("nick", "carla")
-    got = l3.message_from("%s/%s" % (room, m.id), "said before carol came")
-    assert got.find("{urn:xmpp:delay}delay") is not None
-    l3.message_from(room, "bobby was here")
-    from_room_only_by_id(l3.take_all(), room)
+    squatter = make("dave@localhost/squat")  # bobby's old nick now belongs to somebody else
+    assert query_children(squatter.legacy_set(room, ["bobby"]))[0] == ("nick", "bobby")
+    squatter.message(room, "i am the new bobby")
+    squatter.message_from("%s/%s" % (room, squatter.id), "i am the new bobby")
+    # a line the room sends itself: no sender known to it
+    out = server.shell("> local st = require 'util.stanza'; prosody.hosts['%s'].modules.muc.get_room_from_jid('%s')"
+                       ":broadcast_message(st.message({ from = '%s', type = 'groupchat' }):text_tag('body', 'from the room'))"
+                       % (MUC, room, room))
+    assert "error" not in out.lower(), out
+    l1.message_from(room, "from the room")
+
+    late = make("carol@localhost/late")
+    assert query_children(late.legacy_set(room, ["carla"]))[0] == ("nick", "carla")
+    got = [el for el in late.take_all() if el.tag == q("message") and el.findtext(q("body"))]
+    assert [(el.get("from"), el.findtext(q("body"))) for el in got] == [
+        ("%s/%s" % (room, m.id), "said before carol came"),
+        ("%s/%s" % (room, l2.id), "bobby was here"),
+        ("%s/%s" % (room, l2.id), "robert now"),
+        ("%s/%s" % (room, squatter.id), "i am the new bobby"),
+        (room, "from the room"),
+    ]
+    for el in got:
+        delay = el.find("{urn:xmpp:delay}delay")
+        old = el.find("{jabber:x:delay}x")
+        assert delay is not None and old is not None, ET.tostring(el)
+        assert old.get("stamp") == legacy_stamp(delay.get("stamp")), ET.tostring(el)
+        assert len(old.get("stamp")) == 17 and old.get("stamp")[8] == "T"
+
+    # a MUC client joining late sees the history as mod_muc keeps it: nicks of the time, no jabber:x:delay
+    muc_late = make("carol@localhost/muc-late")
+    muc_late.raw("<presence to='%s/carola'><x xmlns='http://jabber.org/protocol/muc'/></presence>" % room)
+    muc_late.presence_from("%s/carola" % room)
+    got = [el for el in muc_late.take_all() if el.tag == q("message") and el.findtext(q("body"))]
+    assert [(el.get("from"), el.findtext(q("body"))) for el in got] == [
+        ("%s/alice" % room, "said before carol came"), ("%s/bobby" % room, "bobby was here"),
+        ("%s/robert" % room, "robert now"), ("%s/bobby" % room, "i am the new bobby"),
+        (room, "from the room")]
+    assert all(el.find("{jabber:x:delay}x") is None for el in got)
+
+
+def test_mod_muc_errors_to_legacy_clients_carry_the_legacy_code(scene, make):
+    room, l1, l2, m = scene
+    stanza_ns = "{urn:ietf:params:xml:ns:xmpp-stanzas}"
+
+    def error_of(client, what):
+        err = client.wait(lambda el: el.get("type") == "error" and el.tag in (q("message"), q("presence")), what)
+        e = err.find(q("error"))
+        cond = [c.tag[len(stanza_ns):] for c in e if c.tag.startswith(stanza_ns) and not c.tag.endswith("}text")]
+        return e.get("code"), cond[0]
+
+    # message to an unknown occupant (by nick and by id): 404
+    l2.message("%s/nobody" % room, "hello?", mtype="chat")
+    assert error_of(l2, "unknown nick") == ("404", "item-not-found")
+    l2.message("%s/%s" % (room, HEX40), "hello?", mtype="chat")
+    assert error_of(l2, "unknown id") == ("404", "item-not-found")
+    # groupchat to an occupant: 400
+    l2.message("%s/lucy" % room, "not like this", mtype="groupchat")
+    assert error_of(l2, "groupchat pm") == ("400", "bad-request")
+
+    # groupchat from outside the room, by a legacy client (presence to the bare room first, as
+    # the old join does): mod_muc's not-acceptable, with the 403 the old servers sent
+    outsider = make("dave@localhost/outside")
+    outsider.presence(room)
+    outsider.message(room, "let me in")
+    assert error_of(outsider, "groupchat from outside") == ("403", "not-acceptable")
+    # so is a client that has spoken the legacy protocol elsewhere on this service
+    other = new_room("legacy")
+    assert query_children(l1.legacy_set(other, ["lucy"]))[0] == ("nick", "lucy")
+    carol = make("carol@localhost/legacy-elsewhere")
+    assert query_children(carol.legacy_get(other))[0] == ("nick", None)
+    carol.message(room, "me neither")
+    assert error_of(carol, "groupchat from outside") == ("403", "not-acceptable")
+
+    # refused join: a banned user's legacy set (mod_muc's forbidden)
+    ban = ("<query xmlns='http://jabber.org/protocol/muc#admin'><item affiliation='outcast' jid='dave@localhost'/></query>")
+    assert l1.request(room, ban).get("type") == "result"
+    etype, code, cond, _ = error_info(outsider.legacy_set(room, ["davy"]))
+    assert (etype, code, cond) == ("auth", "403", "forbidden")
+
+    # a MUC client that never spoke the legacy protocol gets mod_muc's errors as they are
+    plain = make("carol@localhost/plain-muc")
+    plain.message(room, "not in the room", mtype="groupchat")
+    assert error_of(plain, "groupchat from outside (MUC client)") == (None, "not-acceptable")
+    m.message("%s/nobody" % room, "hello?", mtype="chat")
+    assert error_of(m, "unknown nick (MUC client)") == (None, "item-not-found")
 
 
 def test_module_reload_keeps_legacy_participants(scene, server):
