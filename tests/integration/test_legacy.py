@@ -220,10 +220,14 @@ def test_nick_change_by_set_keeps_the_id(scene):
     """A rename by a legacy set: legacy participants get the browse push only (the renamer its
     result, then the push); the MUC client gets XEP-0045's 303 unavailable + available."""
     room, l1, l2, m = scene
-    reply = l2.legacy_set(room, ["lucy", "robert"])
-    assert query_children(reply) == [("nick", "robert"), ("id", "%s/%s" % (room, l2.id))]
+    # sent raw (id raw-*: the reply lands in the inbox), to see it arrive before the push
+    l2.raw("<iq type='set' id='raw-rename' to='%s'><query xmlns='%s'><nick>lucy</nick><nick>robert</nick>"
+           "</query></iq>" % (room, NS_CONF))
+    got = l2.take_all()
+    assert got and got[0].get("id") == "raw-rename", [ET.tostring(el) for el in got]
+    assert query_children(got[0]) == [("nick", "robert"), ("id", "%s/%s" % (room, l2.id))]
     push = ("push", "%s/%s" % (room, l2.id), "robert")
-    assert describe(l2.take_all(), room) == [push]
+    assert describe(got[1:], room) == [push], "the renamer's push follows its result"
     assert describe(l1.take_all(), room) == [push]
     assert describe(m.take_all(), room) == [
         ("presence", "%s/bobby" % room, "unavailable", ("303",), "robert"),
