@@ -48,6 +48,14 @@ function Room:get_name() return self.name end
 function Room:set_name(name) self.name = name end
 function Room:get_public() return self.public end
 function Room:route_stanza(stanza) table.insert(self.routed, stanza) end
+-- as mod_muc's: the occupant's presence to every occupant (unavailable when x carries status 303)
+function Room:publicise_occupant_status(occupant, x)
+	local rename = false
+	for status in x:childtags("status") do rename = rename or status.attr.code == "303" end
+	for _, o in pairs(self.occupants) do
+		self:route_stanza(st.presence({ from = occupant.nick, to = o.jid, type = rename and "unavailable" or nil }))
+	end
+end
 
 local function fake_environment(options)
 	local env = { hooks = {}, sent = {}, logs = {}, rooms = {}, options = options or {} }
@@ -462,6 +470,91 @@ describe("legacy.lib", function()
 			local _, origin = send_iq(env, query("set", ALICE, room_jid, { { "nick", "alice" } }))
 			assert.equal(1, #origin.replies, "exactly one reply")
 			assert.equal("result", origin.replies[1].attr.type)
+		end)
+	end)
+
+	describe("traffic as legacy participants see it", function()
+		local function routed_to(room, to)
+			local out = {}
+			for _, stanza in ipairs(room.routed) do
+				if stanza.attr.to == to then table.insert(out, stanza) end
+			end
+			return out
+		end
+
+		local function scene()
+			local env = load()
+			local room = new_room(env, room_jid)
+			room.occupants[room_jid .. "/bob"] = { nick = room_jid .. "/bob", jid = BOB, role = "participant" }
+			send_iq(env, query("set", ALICE, room_jid, { { "nick", "alice" } }))
+			room.routed = {}
+			return env, room
+		end
+
+		it("drops both presences of a nick change for legacy recipients, not for others", function()
+			local _, room = scene()
+			local old = room.occupants[room_jid .. "/bob"]
+			local x = st.stanza("x", { xmlns = "http://jabber.org/protocol/muc#user" }):tag("status", { code = "303" }):up()
+			room:publicise_occupant_status(old, x, "robert")
+			room.occupants[room_jid .. "/bob"] = nil
+			local new = { nick = room_jid .. "/robert", jid = BOB, role = "participant" }
+			room.occupants[room_jid .. "/robert"] = new
+			room:publicise_occupant_status(new, st.stanza("x", { xmlns = "http://jabber.org/protocol/muc#user" }))
+			assert.equal(0, #routed_to(room, ALICE), "the legacy participant hears of it by push only")
+			assert.equal(2, #routed_to(room, BOB), "a MUC client sees XEP-0045's two presences")
+			-- the rename is over: a later presence of the renamed occupant reaches everyone
+			room:publicise_occupant_status(new, st.stanza("x", { xmlns = "http://jabber.org/protocol/muc#user" }))
+			local got = routed_to(room, ALICE)
+			assert.equal(1, #got)
+			assert.equal(room_jid .. "/" .. id_of(BOB), got[1].attr.from)
+		end)
+
+		it("replays history from the noted sender's id with jabber:x:delay, unknown senders from the room", function()
+			local env, room = scene()
+			room._history = {}
+			-- mod_muc's history hook, between the module's two muc-broadcast-message hooks
+			table.insert(env.hooks["muc-broadcast-message"], 2, function(event)
+				local h = st.clone(event.stanza)
+				h:tag("delay", { xmlns = "urn:xmpp:delay", from = room_jid, stamp = "2026-12-02T07:04:02Z" }):up()
+				table.insert(room._history, { stanza = h, timestamp = 0 })
+			end)
+			local line = st.message({ from = room_jid .. "/bob", type = "groupchat" }):text_tag("body", "hi")
+			env.fire("muc-broadcast-message", { room = room, stanza = line })
+			local entry = room._history[1].stanza
+			-- bob leaves, somebody else takes his nick
+			room.occupants[room_jid .. "/bob"] = { nick = room_jid .. "/bob", jid = "eve@localhost/x", role = "participant" }
+			entry.attr.to = ALICE
+			room:route_stanza(entry)
+			local got = routed_to(room, ALICE)[1]
+			assert.equal(room_jid .. "/" .. id_of(BOB), got.attr.from)
+			local x = got:get_child("x", "jabber:x:delay")
+			assert.equal("20261202T07:04:02", x.attr.stamp)
+			assert.is_nil(entry:get_child("x", "jabber:x:delay"), "mod_muc's entry is left as it is")
+			-- a line the module has no sender for
+			local unknown = st.clone(entry)
+			room.routed = {}
+			room:route_stanza(unknown)
+			assert.equal(room_jid, routed_to(room, ALICE)[1].attr.from)
+			-- a MUC recipient gets mod_muc's line untouched
+			room.routed = {}
+			entry.attr.to = BOB
+			room:route_stanza(entry)
+			assert.equal(entry, room.routed[1])
+		end)
+
+		it("adds the legacy code to mod_muc's errors to a legacy participant only", function()
+			local env = scene()
+			table.insert(env.hooks["message/full"], function(event) -- mod_muc: recipient not in room
+				event.origin.send(st.error_reply(event.stanza, "cancel", "item-not-found", "Recipient not in room"))
+				return true
+			end)
+			local legacy, muc = session(), session()
+			local pm = st.message({ from = ALICE, to = room_jid .. "/nobody", type = "chat" }):text_tag("body", "?")
+			env.fire("message/full", { origin = legacy, stanza = pm })
+			assert.same({ "cancel", "item-not-found", "404" }, { select_3(legacy.replies[1]) })
+			pm.attr.from = BOB
+			env.fire("message/full", { origin = muc, stanza = pm })
+			assert.same({ "cancel", "item-not-found" }, { select_3(muc.replies[1]) })
 		end)
 	end)
 end)
