@@ -256,12 +256,12 @@ def test_nick_change_by_presence_legacy_and_muc_renamers(scene):
 
     # a MUC client renames: the legacy participants get the push, the MUC client its own 303 + 110
     m.raw("<presence to='%s/alicia'/>" % room)
+    got = describe(m.take_all(), room)  # first: its barrier is behind the rename on m's connection
+    assert got == [("presence", "%s/alice" % room, "unavailable", ("110", "303"), "alicia"),
+                   ("presence", "%s/alicia" % room, None, ("110",), None)], got
     push = ("push", "%s/%s" % (room, m.id), "alicia")
     for c in (l1, l2):
         assert describe(c.take_all(), room) == [push]
-    got = describe(m.take_all(), room)
-    assert got == [("presence", "%s/alice" % room, "unavailable", ("110", "303"), "alicia"),
-                   ("presence", "%s/alicia" % room, None, ("110",), None)], got
 
     # a later presence update of a renamed participant reaches legacy participants as usual
     l2.raw("<presence to='%s/roberto'><status>back</status></presence>" % room)
@@ -483,7 +483,9 @@ def test_history_replay_to_a_legacy_joiner_is_rewritten(scene, make, server):
     sender the room does not know comes from the room. A MUC joiner sees the nicks of the time."""
     room, l1, l2, m = scene
     m.message(room, "said before carol came")
+    l1.message_from("%s/%s" % (room, m.id), "said before carol came")  # in this order in the history
     l2.message(room, "bobby was here")
+    l1.message_from("%s/%s" % (room, l2.id), "bobby was here")
     assert query_children(l2.legacy_set(room, ["robert"]))[0] == ("nick", "robert")
     l2.message(room, "robert now")
     l2.message_from("%s/%s" % (room, l2.id), "robert now")
