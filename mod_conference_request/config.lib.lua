@@ -1,4 +1,4 @@
--- config.lib.lua: reads and validates every option of mod_conference_request (SPEC §1).
+-- config.lib.lua: reads and validates every option of mod_conference_request (README "Configuration").
 -- A bad value raises an error naming the option: the module then refuses to load and Prosody
 -- logs why. Prosody 0.12 has no get_option_integer/enum, so ranges and types are checked here.
 
@@ -72,7 +72,7 @@ local function read_file(name, path)
 	return text;
 end
 
--- conference_request_auth and its options (SPEC §5); auth.lib does the rest.
+-- conference_request_auth and its options (docs/protocol.md §5); auth.lib does the rest.
 local function read_auth(cfg)
 	local a = {};
 	local mode = module:get_option("conference_request_auth", "none");
@@ -225,7 +225,7 @@ local function read()
 	cfg.max_waiters_per_room = number_option("conference_request_max_waiters_per_room", 10000, 1, true);
 	cfg.max_waiters = number_option("conference_request_max_waiters", 100000, 1, true);
 
-	-- Rate limits (SPEC §2.3, ratelimit.lib).
+	-- Rate limits (docs/protocol.md §2.3, ratelimit.lib).
 	-- cfg.rate_limits = false (all off) or { requests = { rate, burst } | false,
 	-- creations = { rate, burst } | false, max_clients = n, xmpp_by_ip = "anonymous" | true | false }.
 	do
@@ -273,7 +273,7 @@ local function read()
 	end
 	-- (end of rate limits)
 
-	-- Authentication (SPEC §5, auth.lib).
+	-- Authentication (docs/protocol.md §5, auth.lib).
 	cfg.auth = read_auth(cfg);
 	-- (end of authentication)
 

@@ -1,4 +1,4 @@
--- external_focus.lib.lua: the external focus (SPEC §4 "External", issue #3), e.g. jicofo.
+-- external_focus.lib.lua: the external focus (docs/protocol.md §4.3, issue #3), e.g. jicofo.
 --
 -- The module stands where Jitsi's client_proxy component stands:
 --   * it learns the focus's online resources from the presence the focus sends to the module's
@@ -58,7 +58,7 @@ local function new(cfg, registry, _, conditions)
 	local unbind_hooked = {};   -- user host -> true once resource-unbind is hooked
 	local by_session = setmetatable({}, { __mode = "k" }); -- c2s session -> { [waiter] = true }
 	-- room jid -> properties of the request that notified the focus, until the MUC room exists
-	-- (SPEC §3: the creating request's properties become room._data.conference_properties)
+	-- (docs/protocol.md §3: the creating request's properties become room._data.conference_properties)
 	local first_properties = {};
 	local last_no_focus_warning = -math.huge;
 
@@ -452,7 +452,7 @@ local function new(cfg, registry, _, conditions)
 			condition, text = "internal-server-error", "the focus answered: " .. text;
 		end
 		-- Application children of <error> (<reservation-error/>, <session-invalid/>) reach every
-		-- waiter intact (SPEC §5); the doors render them (xmpp.lib: copied; http.lib: session-invalid).
+		-- waiter intact (docs/protocol.md §5); the doors render them (xmpp.lib: copied; http.lib: session-invalid).
 		local result = { condition = condition, text = text };
 		local error_el = from_focus:get_child("error");
 		for _, child in ipairs(error_el and error_el.tags or {}) do
@@ -498,7 +498,7 @@ local function new(cfg, registry, _, conditions)
 			outcome("ready_now");
 			return respond(answer(room_jid, true));
 		end
-		-- The module's decision comes first (SPEC §5): a guest never makes the focus create a room.
+		-- The module's decision comes first (docs/protocol.md §5): a guest never makes the focus create a room.
 		if requester.may_create == false and state ~= "pending" then
 			outcome("not_authorized");
 			return respond({ condition = "not-authorized", text = "not allowed to create the conference" });

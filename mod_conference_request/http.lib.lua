@@ -1,4 +1,4 @@
--- http.lib.lua: the HTTP door (SPEC §2.4) on Prosody's HTTP server.
+-- http.lib.lua: the HTTP door (docs/protocol.md §2.4) on Prosody's HTTP server.
 --
 --   POST    /conference-request/v1          JSON request in, JSON answer out
 --   OPTIONS /conference-request/v1          CORS preflight

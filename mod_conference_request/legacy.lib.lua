@@ -1,5 +1,5 @@
 -- legacy.lib.lua: the legacy jabber:iq:conference protocol (jabberd 1.x "conference-0.4") on the
--- MUC host, SPEC §7. A legacy participant is a real MUC occupant: its join is a XEP-0045 presence
+-- MUC host, docs/protocol.md §7. A legacy participant is a real MUC occupant: its join is a XEP-0045 presence
 -- from its own full JID that the MUC host's own presence handling processes (room creation rules,
 -- passwords, bans, members-only, nick conflicts all stay Prosody's). What is legacy-specific:
 --   * the iq get/set in jabber:iq:conference (payload parsed by the C core), browse of a room;

@@ -1,4 +1,4 @@
--- mod_conference_request: answers Jitsi conference requests inside Prosody (SPEC §1-§4, §8).
+-- mod_conference_request: answers Jitsi conference requests inside Prosody (docs/protocol.md §1-§4, §8).
 --
 --   Component "conference.example.com" "muc"
 --   Component "focus.example.com" "conference_request"
@@ -33,7 +33,7 @@ local codec_config = {
 	stanza_mt = st.stanza_mt,
 };
 for k, v in pairs(cfg.limits) do codec_config[k] = v; end
--- Authentication (SPEC §5, auth.lib): who may create; authentication/externalAuth in the answers.
+-- Authentication (docs/protocol.md §5, auth.lib): who may create; authentication/externalAuth in the answers.
 local auth = module:require "auth".new(cfg.auth, native);
 auth.codec_config(codec_config);
 local codec = native.codec(codec_config);
@@ -45,11 +45,11 @@ local registry = native.registry({
 
 local metrics = module:require "metrics".new(registry);
 local focus, moderation;
-if cfg.focus then -- external focus, e.g. jicofo (SPEC §4 "External", external_focus.lib)
+if cfg.focus then -- external focus, e.g. jicofo (docs/protocol.md §4.3, external_focus.lib)
 	focus = module:require "external_focus".new(cfg, registry, metrics, native.conditions);
 else
 	focus = module:require "focus".new(cfg, registry, metrics);
-	-- owner rights in the rooms the built-in focus serves (SPEC §4 "Moderation")
+	-- owner rights in the rooms the built-in focus serves (docs/protocol.md §4.2)
 	moderation = module:require "moderation".new(cfg, auth);
 	-- an occupant already in the room that becomes authenticated is made owner then (jicofo)
 	auth.on_authenticated = moderation.authenticated;
@@ -61,7 +61,7 @@ if cfg.http then
 	module:require "http".new(cfg, native, codec, service, metrics, registry, focus);
 end
 local shell = module:require "shell".new(focus, registry, metrics);
--- Legacy jabber:iq:conference on the MUC host (SPEC §7, legacy.lib), unless turned off.
+-- Legacy jabber:iq:conference on the MUC host (docs/protocol.md §7, legacy.lib), unless turned off.
 local legacy = legacy_lib and legacy_lib.new(cfg.muc, native, legacy_opts) or nil;
 
 focus.start();

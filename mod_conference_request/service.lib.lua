@@ -1,4 +1,4 @@
--- service.lib.lua: the door-independent request flow (SPEC §2, §3).
+-- service.lib.lua: the door-independent request flow (docs/protocol.md §2, §3).
 --
 --   service.handle(request, requester, respond)
 --
@@ -66,7 +66,7 @@ local function new(cfg, focus, metrics, registry, ratelimit, auth)
 				return respond(host);
 			end
 		end
-		-- Token and session checks apply to every request, before the focus (SPEC §5).
+		-- Token and session checks apply to every request, before the focus (docs/protocol.md §5).
 		if auth and auth.mode ~= "none" then
 			local refusal = auth.check(request, requester, room);
 			if refusal then return respond(refusal); end

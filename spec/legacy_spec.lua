@@ -1,4 +1,4 @@
--- Specs of the legacy jabber:iq:conference door (legacy.lib.lua + legacy_rooms.lib.lua, SPEC §7)
+-- Specs of the legacy jabber:iq:conference door (legacy.lib.lua + legacy_rooms.lib.lua, docs/protocol.md §7)
 -- with the real binding (legacy parser) and Prosody's own util.stanza / util.jid / util.hashes.
 -- `module` and `prosody` are small stand-ins; the MUC is a fake that keeps occupants and answers
 -- the synthesized join presence the way mod_muc does (join, nick conflict, creation hook). The
