@@ -61,7 +61,7 @@ if cfg.http then
 	module:require "http".new(cfg, native, codec, service, metrics, registry, focus);
 end
 local shell = module:require "shell".new(focus, registry, metrics);
--- Legacy jabber:iq:conference on the MUC host (docs/protocol.md §7, legacy.lib), unless turned off.
+-- Legacy jabber:iq:conference on the MUC host (SPEC §7, legacy.lib), unless turned off.
 local legacy = legacy_lib and legacy_lib.new(cfg.muc, native, legacy_opts) or nil;
 
 focus.start();
