@@ -225,7 +225,7 @@ local function read()
 	cfg.max_waiters_per_room = number_option("conference_request_max_waiters_per_room", 10000, 1, true);
 	cfg.max_waiters = number_option("conference_request_max_waiters", 100000, 1, true);
 
-	-- Rate limits (docs/protocol.md §2.3, ratelimit.lib).
+	-- Rate limits (SPEC §2.3, ratelimit.lib).
 	-- cfg.rate_limits = false (all off) or { requests = { rate, burst } | false,
 	-- creations = { rate, burst } | false, max_clients = n, xmpp_by_ip = "anonymous" | true | false }.
 	do

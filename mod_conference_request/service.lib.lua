@@ -66,7 +66,7 @@ local function new(cfg, focus, metrics, registry, ratelimit, auth)
 				return respond(host);
 			end
 		end
-		-- Token and session checks apply to every request, before the focus (docs/protocol.md §5).
+		-- Token and session checks apply to every request, before the focus (SPEC §5).
 		if auth and auth.mode ~= "none" then
 			local refusal = auth.check(request, requester, room);
 			if refusal then return respond(refusal); end
