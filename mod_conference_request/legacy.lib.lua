@@ -332,7 +332,9 @@ local function new(muc_host, native, opts)
 			local s = states[room_jid];
 			local p = s and s.by_jid[stanza.attr.from];
 			if p and p.joining then remove_participant(s, p); detach_if_empty(room_jid); end
-			origin.send(error_reply(stanza, "internal-server-error", "could not enter the room"));
+			if not origin.replied then -- a failure after the result (e.g. in the pushes) adds no second reply
+				origin.send(error_reply(stanza, "internal-server-error", "could not enter the room"));
+			end
 		end
 	end
 
@@ -351,6 +353,20 @@ local function new(muc_host, native, opts)
 			end
 		end
 		origin.send(reply);
+	end
+
+	-- Every IQ gets exactly one reply: handlers see the session through this proxy, which notes
+	-- when the reply to `stanza` has gone out, so that a failure after it adds no second one.
+	local function replying(origin, stanza)
+		local proxy = setmetatable({}, { __index = origin });
+		function proxy.send(out)
+			local t = out.attr.type;
+			if out.name == "iq" and out.attr.id == stanza.attr.id and (t == "result" or t == "error") then
+				proxy.replied = true;
+			end
+			return origin.send(out);
+		end
+		return proxy;
 	end
 
 	-- iq to a bare room: our namespaces, and the replies to our pushes
@@ -373,10 +389,13 @@ local function new(muc_host, native, opts)
 		else
 			return;
 		end
-		local ok, err = pcall(handler, origin, stanza, room_jid);
+		local session = replying(origin, stanza);
+		local ok, err = pcall(handler, session, stanza, room_jid);
 		if not ok then -- on_set answers its own failures; this is the last resort for every path
 			module:log("error", "legacy: %s to %s failed: %s", xmlns, room_jid, tostring(err));
-			origin.send(error_reply(stanza, "internal-server-error", "could not answer this request"));
+			if not session.replied then
+				origin.send(error_reply(stanza, "internal-server-error", "could not answer this request"));
+			end
 		end
 		return true;
 	end

@@ -459,3 +459,40 @@ def test_metrics_count_notifications_waits_and_outcomes(ext_server):
     shown = ext_server.shell('stats:show("mod_conference_request/focus")')
     for name in ("focus_notifications", "focus_time_to_ready", "focus_answer_ready", "focus_answer_no_focus"):
         assert "mod_conference_request/" + name in shown, shown
+
+
+def test_a_user_joining_before_the_focus_does_not_make_the_room_ready(ext_server):
+    """Readiness is the focus's presence in the room, not anybody's: a user who joins first (here
+    admin@localhost, who may create rooms despite restrict_room_creation) releases no waiter and
+    makes no later request ready; the focus's join does."""
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        focus = await focus_online(ext_server, mode="ignore")  # answers the IQ, joins when told
+        (user,) = await requesters(ext_server, 1)
+        early = Requester("admin@localhost/early-" + uuid.uuid4().hex[:6])
+        early.register_plugin("xep_0045")
+        await early.start(ext_server)
+        room = new_room("early")
+        waiting = asyncio.ensure_future(user.request(room))
+        while not focus.requests_for(room):
+            await asyncio.sleep(0.05)
+        # the user's join is complete (its own presence came back) before we look
+        # (join_muc raises PresenceError if the room refuses the join)
+        own_presence = (await asyncio.wait_for(early.plugin["xep_0045"].join_muc(room, "early-bird"), 10))[0]
+        assert own_presence["type"] != "error", own_presence
+        after_user_join = await health(ext_server)
+        released_early = waiting.done()
+        joined_at = loop.time()
+        await focus.join(room)
+        answer = await waiting
+        again = await user.request(room)
+        await stop_all(focus, user, early)
+        return after_user_join, released_early, joined_at, answer, again
+
+    after_user_join, released_early, joined_at, answer, again = run(scenario())
+    assert not released_early, "a user's join released the waiter before the focus joined"
+    assert after_user_join["waiters"] >= 1 and after_user_join["rooms_pending"] >= 1, after_user_join
+    assert answer[0] == "result" and answer[1]["ready"] == "true", answer
+    assert answer[2] >= joined_at, "answered before the focus joined"
+    assert again[0] == "result" and again[1]["ready"] == "true"
+    assert_no_faults(ext_server)

@@ -3,6 +3,7 @@ timeout, and the registry mirroring the MUC (seen through the operator's shell c
 import json
 import re
 import time
+import uuid
 
 from conftest import EMPTY_ROOM_TIMEOUT, FOCUS, NS, conference_of, error_of, eventually, new_room
 
@@ -105,14 +106,16 @@ def test_users_cannot_create_rooms_but_can_join_module_created_ones(alice):
     assert pres["type"] != "error"
 
 
-def test_unjoined_room_is_destroyed_after_the_timeout(alice, server):
+def test_unjoined_room_is_destroyed_after_the_timeout(alice, server, web):
     room = new_room("empty")
+    expired_before = web.request("GET", V1 + "/health").json()["rooms_expired"]
     alice.conference(room)
     assert alice.disco_info(room) == "result"
     assert shell_rooms(server)[room]["unjoined"]
     gone = eventually(lambda: alice.disco_info(room) == "item-not-found", timeout=EMPTY_ROOM_TIMEOUT * 15)
     assert gone, "an unjoined room must eventually be destroyed"
     assert room not in shell_rooms(server), "the registry forgets destroyed rooms"
+    assert web.request("GET", V1 + "/health").json()["rooms_expired"] >= expired_before + 1, "expiry is counted"
     # asking again creates it again
     conf = conference_of(alice.conference(room))
     assert conf.get("ready") == "true"
@@ -169,3 +172,32 @@ def test_module_reload_rebuilds_state_and_keeps_serving(alice, web, server):
     # a room created before the reload and never joined still expires
     assert eventually(lambda: alice.disco_info(empty) == "item-not-found", timeout=EMPTY_ROOM_TIMEOUT * 15)
     assert alice.disco_info(kept) == "result"
+
+
+def test_empty_room_timer_spares_an_occupied_room_whose_join_was_missed(alice, server):
+    """The timer destroys a room only if it is empty when it fires. A join the module did not see
+    (here a handler installed through the operator shell consumes muc-occupant-joined for one nick
+    before the module's handler runs, as a third-party module could) leaves the room marked
+    unjoined; when the timer fires the room has an occupant and must stay."""
+    nick = "missed-%s" % uuid.uuid4().hex[:8]
+    install = ('> local function h(e) if e.occupant and e.occupant.nick:sub(-%d) == "/%s" then return true end end; '
+               'prosody.cr_test_missed_join = h; '
+               'prosody.hosts["conference.localhost"].events.add_handler("muc-occupant-joined", h, 1000)'
+               % (len(nick) + 1, nick))
+    out = server.shell(install)
+    assert "error" not in out.lower(), out
+    try:
+        room = new_room("missed")
+        alice.conference(room)
+        pres = alice.join(room, nick)
+        assert pres["type"] != "error"
+        assert shell_rooms(server)[room]["unjoined"], "the join was missed: the room still waits for one"
+        fired = eventually(lambda: not shell_rooms(server).get(room, {}).get("unjoined", False),
+                           timeout=EMPTY_ROOM_TIMEOUT * 15)
+        assert fired, "the empty-room timer must have run"
+        assert alice.disco_info(room) == "result", "an occupied room must not be destroyed by the timer"
+        assert shell_rooms(server)[room]["state"] == "ready"
+        alice.leave(room, nick)
+    finally:
+        server.shell('> prosody.hosts["conference.localhost"].events.remove_handler("muc-occupant-joined", '
+                     'prosody.cr_test_missed_join); prosody.cr_test_missed_join = nil')

@@ -129,6 +129,22 @@ def test_cors_headers_on_post_answers_and_errors(web):
     assert bad.header("Access-Control-Allow-Origin") in ("*", "https://meet.example.com")
 
 
+@pytest.mark.parametrize("method,path,body,ctype,status", [
+    ("POST", V1, "{", "application/json", 400),
+    ("POST", V1, json.dumps({"room": "r1@elsewhere.localhost"}), "application/json", 404),
+    ("POST", V1, json.dumps({"room": "r1@" + MUC}), "text/plain", 415),
+    ("POST", V1, json.dumps({"room": "r1@" + MUC, "pad": "x" * 17000}), "application/json", 413),
+    ("PATCH", V1, "{}", "application/json", 405),
+], ids=["400", "404", "415", "413", "405"])
+def test_error_answers_carry_the_modules_cors_headers_not_prosodys(web, method, path, body, ctype, status):
+    """With the default policy ("*") the module answers Access-Control-Allow-Origin: * and nothing
+    else; Prosody's per-app default would echo the Origin and list PUT, DELETE among the methods."""
+    r = web.request(method, path, body, {"Origin": "https://meet.example.com", "Content-Type": ctype})
+    assert r.status == status, r.body
+    cors = {h: v for h, v in r.headers.items() if h.startswith("access-control-")}
+    assert cors == {"access-control-allow-origin": "*"}, cors
+
+
 def test_health(web):
     before = web.request("GET", HEALTH)
     assert before.status == 200

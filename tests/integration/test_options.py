@@ -82,6 +82,42 @@ def test_cors_other_origin_gets_no_cors_headers(cweb):
     assert not any(h.startswith("access-control-") for h in ok.headers), ok.headers
 
 
+# Every answer the module makes, errors included, with the status each gets on this server
+# (conference_request_max_body = 300). The module's CORS policy must apply to all of them, not
+# Prosody's per-app default (which echoes any Origin and lists GET, POST, PUT, DELETE, OPTIONS).
+ERROR_ANSWERS = [
+    ("400 malformed", "POST", V1, "{", "application/json", 400),
+    ("400 jid", "POST", V1, '{"room": "conference.localhost"}', "application/json", 400),
+    ("404 unserved muc", "POST", V1, '{"room": "r1@elsewhere.localhost"}', "application/json", 404),
+    ("413 over max_body", "POST", V1, '{"room": "r1@conference.localhost", "pad": "%s"}' % ("x" * 400),
+     "application/json", 413),
+    ("415 content type", "POST", V1, '{"room": "r1@conference.localhost"}', "text/plain", 415),
+    ("405 v1", "PUT", V1, "{}", "application/json", 405),
+    ("405 health", "DELETE", V1 + "/health", None, None, 405),
+    ("200 health", "GET", V1 + "/health", None, None, 200),
+]
+
+
+def _answer(cweb, method, path, body, ctype, origin):
+    headers = {"Origin": origin}
+    if ctype:
+        headers["Content-Type"] = ctype
+    return cweb.request(method, path, body, headers)
+
+
+@pytest.mark.parametrize("name,method,path,body,ctype,status", ERROR_ANSWERS, ids=[e[0] for e in ERROR_ANSWERS])
+def test_cors_on_error_answers_is_the_modules(cweb, name, method, path, body, ctype, status):
+    evil = _answer(cweb, method, path, body, ctype, "https://evil.example")
+    assert evil.status == status, (name, evil.body)
+    cors = {h: v for h, v in evil.headers.items() if h.startswith("access-control-")}
+    assert cors == {}, "a disallowed origin gets no CORS headers (not Prosody's): %r" % cors
+    good = _answer(cweb, method, path, body, ctype, ALLOWED)
+    assert good.status == status, (name, good.body)
+    cors = {h: v for h, v in good.headers.items() if h.startswith("access-control-")}
+    assert cors == {"access-control-allow-origin": ALLOWED}, "exactly the module's headers: %r" % cors
+    assert "Origin" in good.header("Vary")
+
+
 BAD_OPTIONS = [
     ("conference_request_max_body = -1", "conference_request_max_body"),
     ("conference_request_http_cors = 5", "conference_request_http_cors"),
