@@ -332,3 +332,28 @@ def test_external_focus_answers_below_the_limit_and_forwards_at_it(ext):
 
     asyncio.run(asyncio.wait_for(scenario(), 90))
 
+
+
+BAD_VISITORS = [
+    ("conference_request_visitors = { enabled = true, nodez = {} }", "unknown key nodez"),
+    ('conference_request_visitors = { enabled = true, nodes = { { id = "v1", focus_jid = "f@v1.meet.jitsi" },'
+     ' { id = "v1", focus_jid = "f@v2.meet.jitsi" } } }', "is used twice"),
+    ('conference_request_visitors = { enabled = true, nodes = { { id = "v1", focus_jid = "f@v1.meet.jitsi",'
+     ' capacity = 0 } } }', "capacity must be"),
+    ('conference_request_visitors = { enabled = true, nodes = { { id = "v1", focus_jid = "v1.meet.jitsi" } } }',
+     "focus_jid must be a bare JID"),
+    ("conference_request_visitors = { enabled = true, max_participants = 0, nodes = {"
+     ' { id = "v1", focus_jid = "f@v1.meet.jitsi" } } }', "max_participants must be"),
+    ("conference_request_visitors = { enabled = true }", "needs at least one node"),
+]
+
+
+@pytest.mark.parametrize("line,text", BAD_VISITORS, ids=[b[1] for b in BAD_VISITORS])
+def test_bad_visitors_option_refuses_to_load(line, text):
+    srv, failed = start_server("badvis", "    %s\n" % line, env_extra={"CR_START_TIMEOUT": "3"}, check=False)
+    try:
+        assert failed is not None, "the module must refuse to load"
+        log = srv.log()
+        assert "invalid option conference_request_visitors" in log and text in log, log[-2000:]
+    finally:
+        stop_server(srv)
