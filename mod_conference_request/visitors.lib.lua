@@ -175,7 +175,7 @@ local function new(vcfg, env)
 
 	function v.uses(room_jid)
 		if remembered then return remembered:get(room_jid) ~= nil; end
-		return set:uses(room_jid);
+		return set:uses(room_jid, now());
 	end
 
 	local function with_supported(result, supported)

@@ -1,6 +1,7 @@
 -- Specs of visitors.lib.lua (SPEC §6 steps 1, 2, 4; issue 11 items 2, 3, 5): which requests are
 -- queued, which are redirected and where, what the answer says, what is counted. The node set is
--- spec/vnodes_standin.lua (the contract of native.vnodes in plain Lua, specs only); fake MUC rooms
+-- native.vnodes when the build has it, else spec/vnodes_standin.lua (the contract of native.vnodes
+-- in plain Lua, specs only: the module itself refuses to load without the binding); fake MUC rooms
 -- carry what mod_muc and Jitsi's modules keep (occupants, affiliations, room.jitsiMetadata,
 -- room._data.lobbyroom). The same rules run end to end in tests/integration/test_visitors.py.
 
@@ -16,7 +17,9 @@ local function fake_room(name, host)
 	return room
 end
 
-local standin = dofile("spec/vnodes_standin.lua")
+-- The real binding's node set when this build has it (branch `vnodes` merged), else the stand-in.
+local native = require "conference_request_native"
+local make_set = native.vnodes or dofile("spec/vnodes_standin.lua").new
 
 local function load(opts)
 	opts = opts or {}
@@ -43,7 +46,7 @@ local function load(opts)
 			{ id = "v2", focus_jid = "focus@v2.meet.jitsi", weight = 1, capacity = 2 },
 		},
 	}
-	env.set = standin.new(vcfg)
+	env.set = make_set({ nodes = vcfg.nodes, pending_window = vcfg.pending_window })
 	env.time = 1000
 	local lib = assert(loadfile("mod_conference_request/visitors.lib.lua"))()
 	local v = lib.new(vcfg, {
@@ -187,6 +190,15 @@ describe("visitors.lib, built-in focus", function()
 		-- the room is destroyed: its state goes
 		env.hooks[MUC .. " muc-room-destroyed"]({ room = room })
 		assert.is_false(env.set:uses(room.jid))
+	end)
+
+	it("a room stops 'using' a node when its only redirects leave the pending window", function()
+		local _, env = load()
+		local room = fake_room("r"); env.rooms[room.jid] = room
+		assert.truthy(env.ask(room.jid, ASKED).vnode)
+		assert.truthy(env.ask(room.jid, VERSION).vnode)
+		env.time = env.time + 61
+		assert.is_nil(env.ask(room.jid, VERSION).vnode)
 	end)
 
 	it("ignore_domains: occupants not counted, requesters never redirected", function()

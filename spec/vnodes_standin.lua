@@ -85,9 +85,10 @@ local function new(config)
 		return best.id, best.focus_jid, how;
 	end
 
-	function set.uses(_, room)
+	function set.uses(_, room, now)
 		for _, node in ipairs(set.list) do
 			local state = node.rooms[room];
+			if state and now then prune(state, now); end
 			if state and (state.visitors > 0 or #state.pending > 0) then return true; end
 		end
 		return false;
