@@ -87,11 +87,14 @@ local function new(vcfg, env)
 	for _, how in ipairs({ "reuse", "hash", "least_loaded", "none" }) do
 		m_choice[how] = module:measure("visitors_choice_" .. how, "rate");
 	end
+	local n_redirect = 0; -- metric names made (external mode: node ids come from the focus's answers)
 	local function redirected(node)
 		local f = m_redirect[node];
 		if not f then
-			f = module:measure("visitors_redirect_" .. node:gsub("[^%w_]", "_"), "rate");
-			m_redirect[node] = f;
+			local name = n_redirect < 64 and node:gsub("[^%w_]", "_") or "other";
+			f = m_redirect[name] or module:measure("visitors_redirect_" .. name, "rate");
+			m_redirect[node], m_redirect[name] = f, f;
+			n_redirect = n_redirect + 1;
 		end
 		f();
 		v.counts.redirects = v.counts.redirects + 1;
@@ -208,6 +211,8 @@ local function new(vcfg, env)
 			return "queue", supported;
 		end
 		if not supported or v.lobby(room, meta) then return "pass", supported; end
+		-- external mode: a guest's request never makes the focus create a room (SPEC §5)
+		if external and not room and requester.may_create == false then return "pass", supported; end
 		if asked then return "redirect", supported, "asked"; end
 		if external then
 			-- the focus owns the lists: what the module can know is "no visitor node, below the limit"

@@ -331,6 +331,16 @@ describe("visitors.lib, external focus", function()
 		assert.same({}, v.nodes())
 	end)
 
+	it("a guest's visitor=true for a room that does not exist is not forwarded", function()
+		local _, env = load({ focus = FOCUS })
+		env.ask("g@" .. MUC, ASKED, { door = "http", may_create = false })
+		assert.equal(0, #env.forwarded)
+		assert.equal(1, env.passed)
+		local room = fake_room("g"); env.rooms[room.jid] = room
+		env.ask(room.jid, ASKED, { door = "http", may_create = false })
+		assert.equal(1, #env.forwarded)
+	end)
+
 	it("forwards visitor=true; a focus answer without vnode is not remembered", function()
 		local _, env = load({ focus = FOCUS, focus_answer = function(r)
 			return { room = r, ready = true, focus_jid = FOCUS, visitors_supported = true }
