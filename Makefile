@@ -34,7 +34,7 @@ CTEST_BIN = $(CTEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
 # Debian packages this project needs (build, run, test). `make deps` installs the missing ones.
 APT_PACKAGES = gcc make pkg-config libexpat1-dev libjansson-dev lua5.4 liblua5.4-dev prosody \
                lua-busted lua-check python3-slixmpp python3-pytest curl valgrind wrk \
-               libssl-dev clang
+               libssl-dev openssl clang libclang-rt-14-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: all deps run test test-c test-lua test-integration check-asan asan-run bench bench-profile bench-jwt lint clean clean-build \

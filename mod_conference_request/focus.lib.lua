@@ -228,17 +228,19 @@ local function new(cfg, registry, metrics)
 	local function destroy_unjoined(e, why)
 		unlink(e.jid);
 		local room = e.room;
-		e.room = nil;
 		if not room then
 			local muc = muc_api(e.host);
 			room = muc and muc.get_room_from_jid(e.jid);
 		end
 		if room and not room:has_occupant() then
+			e.room = nil;
 			module:log("info", "room %s %s, destroying it", e.jid, why);
 			metrics.room_expired();
 			room:destroy(nil, "Nobody joined the conference");
 			return true;
 		end
+		-- occupied although no join reached us: it is somebody's room now, back in mod_muc's sight
+		if e.room then unpark(e); end
 		return false;
 	end
 

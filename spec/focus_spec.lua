@@ -17,15 +17,18 @@ local function fake_environment()
 		for _, fn in ipairs(env.hooks[name] or {}) do fn(event) end
 	end
 	env.fire = fire
+	-- env.rooms is mod_muc's live cache; env.all holds every room, parked ones (forget_room) too
+	env.all = {}
 	local function new_room(jid)
 		local room = { jid = jid, _data = {}, occupants = 0 }
 		function room.has_occupant(r) return r.occupants > 0 end
+		function room.set_persistent(r, v) r.persistent = v end
 		function room.destroy(r)
 			r.destroyed = true
-			env.rooms[r.jid] = nil
+			env.rooms[r.jid], env.all[r.jid] = nil, nil
 			fire("muc-room-destroyed", { room = r })
 		end
-		env.rooms[jid] = room
+		env.rooms[jid], env.all[jid] = room, room
 		return room
 	end
 	env.new_room = new_room
@@ -49,6 +52,8 @@ local function fake_environment()
 			fire("muc-room-created", { room = room })
 			return room
 		end,
+		forget_room = function(room) env.rooms[room.jid] = nil end,
+		track_room = function(room) env.rooms[room.jid] = room; return true end,
 		live_rooms = function() return coroutine.wrap(function()
 			for _, r in pairs(env.rooms) do coroutine.yield(r) end
 		end) end,
@@ -70,7 +75,7 @@ end
 
 local function load(rooms)
 	local env = fake_environment()
-	env.rooms = rooms or env.rooms
+	if rooms then env.rooms, env.all = rooms.live, rooms.all end
 	_G.module, _G.prosody = env.module, env.prosody
 	local lib = assert(loadfile("mod_conference_request/focus.lib.lua"))()
 	local registry = native.registry()
@@ -101,7 +106,7 @@ describe("focus.lib empty-room timer", function()
 		assert.same({ { room = room_jid, ready = true, focus_jid = "focus.localhost", visitors_supported = false } }, answers)
 		assert.equal(1, env.created)
 		assert.equal("ready", registry:state(room_jid))
-		local room = env.rooms[room_jid]
+		local room = env.all[room_jid]
 		clock = clock + TIMEOUT - 1
 		env.run_timers()
 		assert.is_nil(room.destroyed)
@@ -116,7 +121,7 @@ describe("focus.lib empty-room timer", function()
 	it("cancels the timeout when somebody joins", function()
 		local focus, env = load()
 		request(focus, room_jid)
-		local room = env.rooms[room_jid]
+		local room = env.all[room_jid]
 		room.occupants = 1
 		env.fire("muc-occupant-joined", { room = room })
 		assert.is_false(focus.rooms()[1].unjoined)
@@ -130,7 +135,7 @@ describe("focus.lib empty-room timer", function()
 	it("does not destroy a room that has occupants when the timer fires (a join it missed)", function()
 		local focus, env, registry = load()
 		request(focus, room_jid)
-		local room = env.rooms[room_jid]
+		local room = env.all[room_jid]
 		room.occupants = 1 -- joined, but muc-occupant-joined never reached the module
 		assert.is_true(focus.rooms()[1].unjoined)
 		clock = clock + TIMEOUT
@@ -139,6 +144,7 @@ describe("focus.lib empty-room timer", function()
 		assert.equal(0, env.expired)
 		assert.equal("ready", registry:state(room_jid))
 		assert.is_false(focus.rooms()[1].unjoined, "the wait is over either way")
+		assert.equal(room, env.rooms[room_jid], "the occupied room is back in mod_muc's live rooms")
 	end)
 
 	it("re-arms after a reload only for rooms still live on a served MUC", function()
@@ -148,7 +154,7 @@ describe("focus.lib empty-room timer", function()
 		saved["gone@" .. MUC] = clock + 5           -- destroyed meanwhile
 		saved["r2@other.localhost"] = clock + 5     -- on a MUC this module no longer serves
 		focus.stop()
-		local focus2, env2 = load(env.rooms)        -- the new instance rebuilds from the live rooms
+		local focus2, env2 = load({ live = env.rooms, all = env.all })        -- the new instance rebuilds from the live rooms
 		env2.prosody.hosts["other.localhost"] = { modules = { muc = {
 			get_room_from_jid = function(jid) return env2.rooms[jid] end } } }
 		local other = env2.new_room("r2@other.localhost")
@@ -156,7 +162,7 @@ describe("focus.lib empty-room timer", function()
 		assert.equal(1, #env2.timers, "one timer: the live room on the served MUC")
 		clock = clock + TIMEOUT
 		env2.run_timers()
-		assert.is_true(env.rooms[room_jid] == nil, "the restored deadline still expires the unjoined room")
+		assert.is_true(env.all[room_jid] == nil, "the restored deadline still expires the unjoined room")
 		assert.is_nil(other.destroyed)
 	end)
 end)
