@@ -4,6 +4,7 @@
 --   conference_request:rooms([host])   rooms with state, waiters and stored properties
 --   conference_request:stats([host])   registry and request counters
 --   conference_request:nodes([host])   visitor nodes: health, load (visitors + pending), capacity, rooms
+--   conference_request:visitor_room(room [, host])   the nodes a room sends visitors to (visitors, pending)
 --   conference_request:node_down(id [, host]) / :node_up(id [, host])   mark a visitor node down / up
 --   conference_request:node_load(id, visitors [, room] [, host])   set a node's reported visitors, in
 --                                      total or in one room (trials, until nodes report themselves)
@@ -98,6 +99,24 @@ local function new(focus, registry, metrics, visitors)
 			end
 		end
 		return true, ("%d node(s)"):format(n);
+	end
+
+	function commands:visitor_room(room, host)
+		local list, print = with_visitors(self, host);
+		if not list then return false, print; end
+		if type(room) ~= "string" then return false, "usage: visitor_room(room [, host])"; end
+		local n = 0;
+		for _, entry in ipairs(list) do
+			local per_node = entry.inst.visitors.room(room) or {};
+			local ids = {};
+			for id in pairs(per_node) do ids[#ids + 1] = id; end
+			table.sort(ids);
+			for _, id in ipairs(ids) do
+				n = n + 1;
+				print(("%s %s visitors=%d pending=%d"):format(room, id, per_node[id].visitors, per_node[id].pending));
+			end
+		end
+		return true, ("%d node(s) serve %s"):format(n, room);
 	end
 
 	local function mark(self, id, healthy, host)

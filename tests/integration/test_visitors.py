@@ -178,6 +178,9 @@ def test_a_room_keeps_its_node_until_capacity():
         health = json.loads(Http(srv.http_port).request("GET", "/conference-request/v1/health").body)
         choice = health["visitors"]["choice"]
         assert (choice["hash"], choice["reuse"]) == (2, 1), choice
+        out = srv.shell("conference_request:visitor_room(%r)" % room).replace("'", '"')
+        assert "%s %s visitors=0 pending=2" % (room, first) in out, out
+        assert "%s %s visitors=0 pending=1" % (room, third) in out, out
     finally:
         stop_server(srv)
 
