@@ -17,7 +17,8 @@
 -- into answers through the `respond` callbacks of service.lib.
 --
 -- Same interface as focus.lib (built-in): new(cfg, registry, metrics, conditions) -> { start, stop,
--- save, restore, request, rooms, answer, muc_api, focus_resources, counts }.
+-- save, restore, request, rooms, answer, muc_api, focus_resources, counts } and forward (visitors.lib:
+-- one request forwarded, the focus's answer relayed to its requester).
 
 local st = require "util.stanza";
 local jid = require "util.jid";
