@@ -239,6 +239,48 @@ def test_soft_limit_from_room_metadata(vis, clients):
     assert post(vis, room, {"visitors-version": 1})["vnode"] in ("v1", "v2")
 
 
+def _hs256(secret, user, group):
+    import base64
+    import hashlib
+    import hmac
+    import time
+
+    def b64(data):
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    now = int(time.time())
+    body = {"sub": "localhost", "room": "*", "exp": now + 3600, "nbf": now - 60,
+            "context": {"user": {"id": user}, "group": group}}
+    signing = "%s.%s" % (b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()), b64(json.dumps(body).encode()))
+    return signing + "." + b64(hmac.new(secret.encode(), signing.encode(), hashlib.sha256).digest())
+
+
+def test_jwt_users_listed_in_the_room_metadata_stay(clients):
+    secret = "visitors-jwt-secret"
+    srv, _ = start_server("visitors-jwt", NODES % "", env_extra={"CR_AUTH": "jwt", "CR_JWT_SECRET": secret})
+    try:
+        room = new_room("jwt")
+
+        def post_as(user, group, properties):
+            web = Http(srv.http_port)
+            try:
+                res = web.post({"room": room, "properties": properties},
+                               headers={"Authorization": "Bearer " + _hs256(secret, user, group)})
+                assert res.status == 200, res.body
+                return res.json()
+            finally:
+                web.close()
+        assert post_as("creator", "g0", {})["ready"] is True  # a token may create
+        for name in ("alice", "bob"):
+            assert clients(srv, name).join(room, name)["type"] != "error"
+        srv.shell(room_lua(room, "r.jitsiMetadata = { participants = { 'vip' }, moderators = { 'g-mods' } }"))
+        assert "vnode" not in post_as("vip", "g1", {"visitors-version": 1})
+        assert "vnode" not in post_as("someone", "g-mods", {"visitors-version": 1})
+        assert post_as("someone", "g1", {"visitors-version": 1})["vnode"] in ("v1", "v2")
+        assert post_as("vip", "g1", {"visitors-version": 1, "visitor": True})["vnode"] in ("v1", "v2")
+    finally:
+        stop_server(srv)
+
+
 # ------------------------------------------------------------------------------ live queue, room flag
 def test_live_queue_answers_live_false_and_creates_nothing(live, clients):
     room = new_room("live")
