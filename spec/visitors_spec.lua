@@ -158,7 +158,8 @@ describe("visitors.lib, built-in focus", function()
 		local _, env = load()
 		local room = fake_room("r"); env.rooms[room.jid] = room
 		full(room, 3)
-		room.jitsiMetadata = { participants = { "u-1" }, moderators = { "g-mods" } }
+		room.jitsiMetadata = { participants = { "u-1", "g-people" }, moderators = { "g-mods" } }
+		assert.is_nil(env.ask(room.jid, VERSION, { door = "http", claims = { user_id = "x", group = "g-people" } }).vnode)
 		assert.is_nil(env.ask(room.jid, VERSION, { door = "http", claims = { user_id = "u-1" } }).vnode)
 		assert.is_nil(env.ask(room.jid, VERSION, { door = "http", claims = { user_id = "x", group = "g-mods" } }).vnode)
 		assert.truthy(env.ask(room.jid, VERSION, { door = "http", claims = { user_id = "u-2" } }).vnode)
