@@ -80,12 +80,13 @@ module:log("info", "serving conference requests for %s%s (%s focus, focusjid %s)
 	cfg.http and ", HTTP door on" or "");
 
 function module.save()
-	return { unjoined = focus.save(), auth = auth.save() };
+	return { unjoined = focus.save(), auth = auth.save(), visitors = visitors and visitors.save() };
 end
 
 function module.restore(state)
 	focus.restore(state and state.unjoined);
 	auth.restore(state and state.auth);
+	if visitors then visitors.restore(state and state.visitors); end
 end
 
 function module.unload()

@@ -322,6 +322,29 @@ local function new(vcfg, env)
 			rooms_remembered = remembered and remembered:count() or nil };
 	end
 
+	-- Module reload: the node set (loads, pending redirects, health) or the rooms remembered in
+	-- external mode carry over when the mode and the node list are unchanged.
+	local function nodes_key()
+		local parts = { external and "external" or "built-in", tostring(vcfg.pending_window) };
+		for _, n in ipairs(vcfg.nodes) do
+			parts[#parts + 1] = ("%s|%s|%s|%s"):format(n.id, n.focus_jid, tostring(n.weight), tostring(n.capacity));
+		end
+		return table.concat(parts, "\n");
+	end
+
+	function v.save()
+		return { key = nodes_key(), set = set, remembered = remembered };
+	end
+
+	function v.restore(saved)
+		if type(saved) ~= "table" or saved.key ~= nodes_key() then return; end
+		if external then
+			if saved.remembered then remembered = saved.remembered; end
+		elseif saved.set then
+			set = saved.set;
+		end
+	end
+
 	-- Rooms destroyed: their (room, node) state goes with them.
 	local attached = {};
 	local function attach(host)

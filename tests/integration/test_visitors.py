@@ -203,6 +203,17 @@ def test_a_node_marked_down_receives_no_one(vis):
     assert "v1 up" in vis.shell("conference_request:nodes()")
 
 
+def test_node_state_survives_a_module_reload(vis):
+    vis.shell("conference_request:node_down('v1')")
+    try:
+        out = vis.shell('module:reload("conference_request", "focus.localhost")')
+        assert "Module reloaded" in out or "OK" in out, out
+        assert "v1 DOWN" in vis.shell("conference_request:nodes()")
+        assert post(vis, new_room("reload"), {"visitors-version": 1, "visitor": True})["vnode"] == "v2"
+    finally:
+        vis.shell("conference_request:node_up('v1')")
+
+
 def test_node_load_set_from_the_shell(vis):
     out = vis.shell("conference_request:node_load('v2', 7, 'trial@conference.localhost')")
     assert "7 visitor(s)" in out, out
