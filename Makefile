@@ -18,6 +18,7 @@ OPT      ?= -O2 -g
 PKGS      = expat jansson libcrypto
 DEPS_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 DEPS_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lexpat -ljansson -lcrypto)
+DEPS_LIBS   += -lm   # log() in native/vnodes.c
 LUA_CFLAGS  := $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
 CPPFLAGS += -D_POSIX_C_SOURCE=200809L
 CFLAGS   += $(CSTD) $(WARN) $(OPT) -fPIC $(DEPS_CFLAGS)

@@ -63,6 +63,15 @@ cr_condition cr_error_set(cr_error *err, cr_condition c, const char *fmt, ...)
 bool cr_xml_safe(const char *s, size_t len);
 
 /* ---------------------------------------------------------------------------------------------
+ * Hashing (hash.c), shared by the registry's and the node set's tables
+ * ------------------------------------------------------------------------------------------- */
+/* SipHash-1-3 of in[0..len) (borrowed) under the key (k0, k1). Pure. */
+uint64_t cr_siphash13(uint64_t k0, uint64_t k1, const unsigned char *in, size_t len);
+/* Fills k with a random key from the OS (getrandom, else /dev/urandom, else a weak fallback of
+ * time and pid): for per-object table keys, not for secrets. */
+void cr_random_key(uint64_t k[2]);
+
+/* ---------------------------------------------------------------------------------------------
  * cr_buf: growable byte buffer (buf.c)
  * ------------------------------------------------------------------------------------------- */
 typedef struct {
@@ -432,5 +441,144 @@ cr_condition cr_jwt_verify(const cr_jwt_verifier *v, const char *token, size_t l
                            const char *room, size_t room_len, const char *tenant,
                            size_t tenant_len, double now, cr_jwt_claims *out, cr_error *err);
 /* end of the jwt section */
+
+/* ---------------------------------------------------------------------------------------------
+ * Visitor nodes (vnodes.c), SPEC §6 step 3, issue 11 — section owned by the vnodes work
+ *
+ * A node set: the configured visitor nodes (id, focus JID, weight, capacity, healthy flag), the
+ * visitors each node reported per room and in total, and the redirects sent to each node that
+ * have not arrived yet (pending, each with its time). cr_vnodes_choose picks a node for a room:
+ *   1. reuse: among the healthy nodes the room already uses (visitors reported or redirects
+ *      pending there), the least loaded one whose load is below its capacity;
+ *   2. hash: else weighted rendezvous hashing of (room, node) among the healthy nodes whose load
+ *      is below capacity: the node with the highest score -weight / ln(u), u in (0,1) from a
+ *      fixed-key 64-bit hash of the room and the node id (native/README.md);
+ *   3. least-loaded: else (every healthy node full) the least loaded healthy node;
+ *   4. none: no healthy node.
+ * Load of a node = max(sum of its per-room reports, its reported total) + its pending redirects
+ * (sent within pending_window and not consumed by an arrival). "Least loaded" compares load /
+ * capacity; ties go to the node configured first. Nodes are numbered 0..count-1 in the order
+ * they were added. Times are the caller's clock in seconds (finite doubles).
+ *
+ * Bounds: max_rooms rooms with state; per room at most one (room, node) pair per node; at most
+ * max_pending pending redirects in all (the oldest dropped first). A pair is forgotten when it
+ * has no visitors reported and no redirect pending; a room with its last pair.
+ * Costs: choose is O(nodes) (one room lookup, one pass over the room's pairs, one over the
+ * nodes) and allocates only to record a new (room, node) pair: the pending redirects live in a
+ * ring of max_pending entries reserved at creation (16 bytes each, pages touched as used).
+ * Every allocation goes through cfg.alloc (per set; NULL = the C library's).
+ * ------------------------------------------------------------------------------------------- */
+#define CR_VNODES_MAX_NODES 1024                   /* nodes per set */
+#define CR_VNODES_MAX_ID 1023                      /* bytes of an id / a focus JID */
+#define CR_VNODES_MAX_PENDING_LIMIT ((size_t)1 << 24) /* largest max_pending */
+
+/* Lua-style allocator: size 0 frees ptr (returns NULL); else realloc semantics (ptr NULL =
+ * malloc); NULL on failure (ptr unchanged). ud is the config's alloc_ud. */
+typedef void *(*cr_alloc_fn)(void *ud, void *ptr, size_t size);
+
+typedef struct {
+    double pending_window; /* seconds a redirect counts as a visitor not yet arrived (60); >= 0 */
+    size_t max_rooms;      /* rooms with state (100000) */
+    size_t max_pending;    /* pending redirects kept in all (1000000), <= CR_VNODES_MAX_PENDING_LIMIT */
+    cr_alloc_fn alloc;     /* NULL: malloc/realloc/free */
+    void *alloc_ud;        /* borrowed; handed to alloc */
+} cr_vnodes_config;
+
+typedef enum {
+    CR_VNODE_NONE = 0,     /* no healthy node: no redirect */
+    CR_VNODE_REUSE,
+    CR_VNODE_HASH,
+    CR_VNODE_LEAST_LOADED
+} cr_vnode_how;
+
+typedef struct {
+    const char *id, *focus_jid; /* owned by the set, NUL-terminated, valid while the set lives */
+    size_t id_len, focus_jid_len;
+    double weight;
+    uint32_t capacity;
+    bool healthy;
+    uint64_t visitors;       /* max(sum of per-room reports, reported total) */
+    uint64_t room_visitors;  /* sum of per-room reports */
+    uint64_t reported_total; /* the last report_total (0 when none) */
+    uint64_t pending;        /* redirects within pending_window not consumed by an arrival */
+    uint64_t load;           /* visitors + pending */
+    size_t rooms;            /* rooms with state on this node */
+} cr_vnode_info;
+
+typedef struct {
+    size_t node;       /* node index */
+    uint32_t visitors; /* reported for this room */
+    uint32_t pending;
+} cr_vnode_pair_info;
+
+typedef struct {
+    size_t nodes, rooms, pairs;
+    size_t ring;        /* pending entries held in the ring (live, consumed or stale) */
+    uint64_t pending;   /* sum of the nodes' pending */
+    uint64_t dropped;   /* pending redirects dropped before their window ended (max_pending) */
+    uint64_t unrecorded; /* choices not remembered (max_rooms reached, or allocation failure) */
+} cr_vnodes_stats;
+
+typedef struct cr_vnodes cr_vnodes;
+
+/* Fills c (caller's) with the defaults above. */
+void cr_vnodes_config_default(cr_vnodes_config *c);
+/* Creates an empty set (cfg borrowed, copied). NULL on a bad config (pending_window negative or
+ * not finite, max_rooms 0, max_pending 0 or over the limit) or on allocation failure. Caller
+ * frees with cr_vnodes_free. */
+cr_vnodes *cr_vnodes_new(const cr_vnodes_config *cfg);
+void cr_vnodes_free(cr_vnodes *s);
+/* Appends a node (id, focus_jid borrowed, copied into s; healthy). CR_BAD_REQUEST with a text for
+ * an empty/too long/not XML-safe id or focus JID, a duplicate id, weight not finite or <= 0,
+ * capacity 0, more than CR_VNODES_MAX_NODES; CR_INTERNAL_SERVER_ERROR on allocation failure. s
+ * is unchanged on error. */
+cr_condition cr_vnodes_add_node(cr_vnodes *s, const char *id, size_t id_len, const char *focus_jid,
+                                size_t focus_jid_len, double weight, uint32_t capacity,
+                                cr_error *err);
+size_t cr_vnodes_count(const cr_vnodes *s);
+/* Index of the node with that id (borrowed) in *node; false when unknown. O(nodes). */
+bool cr_vnodes_find(const cr_vnodes *s, const char *id, size_t len, size_t *node);
+/* Marks a node up/down (node < count). A down node is never chosen. */
+void cr_vnodes_set_healthy(cr_vnodes *s, size_t node, bool healthy);
+
+/* Drops the pending redirects older than pending_window at now (every function taking now does
+ * this first). */
+void cr_vnodes_expire(cr_vnodes *s, double now);
+/* The choice for room (borrowed) at now, without recording anything: the node index in *node
+ * (unless CR_VNODE_NONE). O(nodes), allocates nothing. */
+cr_vnode_how cr_vnodes_pick(cr_vnodes *s, const char *room, size_t len, double now, size_t *node);
+/* cr_vnodes_pick, then records one pending redirect for (room, *node) at now. Allocates only
+ * when that pair is new; past max_rooms (or on allocation failure) the answer stands and nothing
+ * is recorded (stats.unrecorded). */
+cr_vnode_how cr_vnodes_choose(cr_vnodes *s, const char *room, size_t len, double now,
+                              size_t *node);
+/* True when the room has state (visitors reported or redirects pending on some node). */
+bool cr_vnodes_uses(const cr_vnodes *s, const char *room, size_t len);
+/* The node's reported visitor count for room (borrowed) at now. An increase consumes that
+ * many of the pair's pending redirects, oldest first (arrivals); 0 forgets the pair once no
+ * redirect is pending. CR_RESOURCE_CONSTRAINT when the room is new and max_rooms rooms have
+ * state, CR_INTERNAL_SERVER_ERROR on allocation failure (nothing changed then). node < count. */
+cr_condition cr_vnodes_report(cr_vnodes *s, size_t node, const char *room, size_t len,
+                              uint32_t visitors, double now, cr_error *err);
+/* The node's total visitor count (a heartbeat); load uses max(this, sum of room reports). */
+void cr_vnodes_report_total(cr_vnodes *s, size_t node, uint64_t visitors, double now);
+/* Drops every (room, node) state of the room (room destroyed). */
+void cr_vnodes_forget_room(cr_vnodes *s, const char *room, size_t len);
+/* Figures of node (< count) as of the last expiry; out is the caller's. */
+void cr_vnodes_node_info(const cr_vnodes *s, size_t node, cr_vnode_info *out);
+/* The room's pairs into out (caller's, cap entries), in node order; returns how many the room
+ * has (0: no state). At most count entries. */
+size_t cr_vnodes_room_info(const cr_vnodes *s, const char *room, size_t len,
+                           cr_vnode_pair_info *out, size_t cap);
+void cr_vnodes_stats_get(const cr_vnodes *s, cr_vnodes_stats *out);
+/* Walks the whole state and checks every internal invariant (counters equal to the sums they
+ * cache, bounds, links, the ring's time order). O(everything): for tests and fuzzing; its
+ * scratch array comes from the C library's allocator, not the set's. */
+bool cr_vnodes_check(const cr_vnodes *s);
+/* The rendezvous unit value u in (0,1) of (room, node id), both borrowed: exposed for tests. */
+double cr_vnodes_unit(const char *room, size_t room_len, const char *id, size_t id_len);
+/* "reuse", "hash", "least-loaded", "none" (static). */
+const char *cr_vnode_how_name(cr_vnode_how how);
+/* end of the vnodes section */
 
 #endif

@@ -1158,6 +1158,354 @@ static void open_jwt(lua_State *L) {
 }
 /* ---- end of the jwt section --------------------------------------------------------------- */
 
+/* ---- visitor nodes (vnodes section) -------------------------------------------------------- */
+
+#define VNODES_MT "conference_request_native.vnodes"
+
+typedef struct {
+    cr_vnodes *s; /* owned; NULL once closed */
+} lvnodes;
+
+static lvnodes *check_vnodes(lua_State *L) {
+    lvnodes *v = luaL_checkudata(L, 1, VNODES_MT);
+    if (!v->s) luaL_error(L, "vnodes set is closed");
+    return v;
+}
+
+/* A time argument: a finite number (the caller's clock, seconds). */
+static double vnodes_time(lua_State *L, int arg) {
+    double t = (double)luaL_checknumber(L, arg);
+    luaL_argcheck(L, isfinite(t), arg, "now must be a finite number");
+    return t;
+}
+
+/* The index of the node named by the string argument arg; false when unknown. */
+static bool vnodes_node(lua_State *L, const lvnodes *v, int arg, size_t *node) {
+    size_t len;
+    const char *id = luaL_checklstring(L, arg, &len);
+    return cr_vnodes_find(v->s, id, len, node);
+}
+
+static int vnodes_unknown(lua_State *L) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "item-not-found");
+    lua_pushliteral(L, "unknown visitor node");
+    return 3;
+}
+
+/* Reads node table at index idx (a config entry, position pos) into the set. */
+static void vnodes_add(lua_State *L, lvnodes *v, int idx, lua_Integer pos) {
+    static const char *const keys[] = {"id", "focus_jid", "weight", "capacity", NULL};
+    if (lua_type(L, idx) != LUA_TTABLE) luaL_error(L, "option 'nodes': entry %I is not a table", pos);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        lua_pop(L, 1);
+        bool known = false;
+        if (lua_type(L, -1) == LUA_TSTRING)
+            for (size_t i = 0; keys[i]; i++)
+                if (strcmp(keys[i], lua_tostring(L, -1)) == 0) known = true;
+        if (!known) luaL_error(L, "option 'nodes': entry %I has an unknown field", pos);
+    }
+    if (lua_getfield(L, idx, "id") != LUA_TSTRING) /* +1 */
+        luaL_error(L, "option 'nodes': entry %I needs a string 'id'", pos);
+    if (lua_getfield(L, idx, "focus_jid") != LUA_TSTRING) /* +2 */
+        luaL_error(L, "option 'nodes': entry %I needs a string 'focus_jid'", pos);
+    double weight = 1;
+    int t = lua_getfield(L, idx, "weight"); /* +3 */
+    if (t == LUA_TNUMBER) weight = (double)lua_tonumber(L, -1);
+    else if (t != LUA_TNIL) weight = -1;
+    if (!(isfinite(weight) && weight > 0))
+        luaL_error(L, "option 'nodes': entry %I: 'weight' must be a finite number > 0", pos);
+    lua_Integer cap = 500;
+    t = lua_getfield(L, idx, "capacity"); /* +4 */
+    if (t != LUA_TNIL) {
+        int isnum = 0;
+        cap = t == LUA_TNUMBER ? lua_tointegerx(L, -1, &isnum) : 0;
+        if (!isnum) cap = 0;
+    }
+    if (cap < 1 || cap > (lua_Integer)UINT32_MAX)
+        luaL_error(L, "option 'nodes': entry %I: 'capacity' must be an integer from 1 to %I", pos,
+                   (lua_Integer)UINT32_MAX);
+    size_t il, fl;
+    const char *id = lua_tolstring(L, -4, &il), *focus = lua_tolstring(L, -3, &fl);
+    cr_error err;
+    if (cr_vnodes_add_node(v->s, id, il, focus, fl, weight, (uint32_t)cap, &err))
+        luaL_error(L, "option 'nodes': entry %I: %s", pos, err.text);
+    lua_pop(L, 4);
+}
+
+/* native.vnodes(config) -> set
+ * config: nodes = { { id = s, focus_jid = s, weight = n (1), capacity = n (500) }, … },
+ *         pending_window = seconds (60), max_rooms = n (100000), max_pending = n (1000000).
+ * Raises on a bad config (duplicate id, weight <= 0, capacity < 1, unknown field, …). */
+static int l_vnodes(lua_State *L) {
+    static const char *const keys[] = {"nodes", "pending_window", "max_rooms", "max_pending", NULL};
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    check_keys(L, 1, keys);
+    cr_vnodes_config cfg;
+    cr_vnodes_config_default(&cfg);
+    int t = lua_getfield(L, 1, "pending_window");
+    if (t != LUA_TNIL) {
+        double w = t == LUA_TNUMBER ? (double)lua_tonumber(L, -1) : -1;
+        if (!(isfinite(w) && w >= 0))
+            luaL_error(L, "option 'pending_window' must be a finite number >= 0");
+        cfg.pending_window = w;
+    }
+    lua_pop(L, 1);
+    opt_limit(L, 1, "max_rooms", &cfg.max_rooms);
+    opt_limit(L, 1, "max_pending", &cfg.max_pending);
+    if (cfg.max_pending > CR_VNODES_MAX_PENDING_LIMIT)
+        luaL_error(L, "option 'max_pending' is too large (at most %I)",
+                   (lua_Integer)CR_VNODES_MAX_PENDING_LIMIT);
+    if (lua_getfield(L, 1, "nodes") != LUA_TTABLE) /* 2 */
+        luaL_error(L, "option 'nodes' must be an array of node tables");
+    lvnodes *v = lua_newuserdatauv(L, sizeof *v, 0); /* 3 */
+    v->s = NULL;
+    luaL_setmetatable(L, VNODES_MT); /* from here on, __gc frees whatever was built */
+    v->s = cr_vnodes_new(&cfg);
+    if (!v->s) return luaL_error(L, "out of memory");
+    lua_Integer n = (lua_Integer)lua_rawlen(L, 2), count = 0;
+    lua_pushnil(L);
+    while (lua_next(L, 2)) { /* only the array part: keys 1..n */
+        lua_pop(L, 1);
+        if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 || lua_tointeger(L, -1) > n)
+            luaL_error(L, "option 'nodes' must be an array of node tables");
+        count++;
+    }
+    if (count != n) luaL_error(L, "option 'nodes' must be an array of node tables");
+    for (lua_Integer i = 1; i <= n; i++) {
+        lua_rawgeti(L, 2, i); /* 4 */
+        vnodes_add(L, v, 4, i);
+        lua_pop(L, 1);
+    }
+    lua_settop(L, 3);
+    return 1;
+}
+
+/* set:choose(room, now) -> node_id, focus_jid, how | nil, "none"
+ * Records one pending redirect for (room, node) at now. */
+static int l_vnodes_choose(lua_State *L) {
+    lvnodes *v = check_vnodes(L);
+    size_t len, node;
+    const char *room = luaL_checklstring(L, 2, &len);
+    double now = vnodes_time(L, 3);
+    lua_settop(L, 3);
+    cr_vnode_how how = cr_vnodes_choose(v->s, room, len, now, &node);
+    if (how == CR_VNODE_NONE) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "none");
+        return 2;
+    }
+    cr_vnode_info in;
+    cr_vnodes_node_info(v->s, node, &in);
+    lua_pushlstring(L, in.id, in.id_len);
+    lua_pushlstring(L, in.focus_jid, in.focus_jid_len);
+    lua_pushstring(L, cr_vnode_how_name(how));
+    return 3;
+}
+
+/* set:uses(room [, now]) -> boolean: the room has visitors reported or redirects pending on some
+ * node (with now: redirects older than the window dropped first). */
+static int l_vnodes_uses(lua_State *L) {
+    lvnodes *v = check_vnodes(L);
+    size_t len;
+    const char *room = luaL_checklstring(L, 2, &len);
+    if (!lua_isnoneornil(L, 3)) cr_vnodes_expire(v->s, vnodes_time(L, 3));
+    lua_settop(L, 3);
+    lua_pushboolean(L, cr_vnodes_uses(v->s, room, len));
+    return 1;
+}
+
+/* A visitor count argument: an integer (raises otherwise); out of 0..max → false. */
+static bool vnodes_count_arg(lua_State *L, int arg, lua_Integer max, lua_Integer *out) {
+    lua_Integer n = luaL_checkinteger(L, arg);
+    *out = n;
+    return n >= 0 && n <= max;
+}
+
+static int vnodes_bad_count(lua_State *L) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "bad-request");
+    lua_pushliteral(L, "visitor count out of range");
+    return 3;
+}
+
+/* set:report(node_id, room, visitors, now) -> true | nil, condition, text */
+static int l_vnodes_report(lua_State *L) {
+    lvnodes *v = check_vnodes(L);
+    size_t node, len;
+    bool known = vnodes_node(L, v, 2, &node);
+    const char *room = luaL_checklstring(L, 3, &len);
+    lua_Integer visitors;
+    bool in_range = vnodes_count_arg(L, 4, (lua_Integer)UINT32_MAX, &visitors);
+    double now = vnodes_time(L, 5);
+    lua_settop(L, 5);
+    if (!known) return vnodes_unknown(L);
+    if (!in_range) return vnodes_bad_count(L);
+    cr_error err;
+    if (cr_vnodes_report(v->s, node, room, len, (uint32_t)visitors, now, &err))
+        return push_error(L, &err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* set:report_total(node_id, visitors, now) -> true | nil, condition, text */
+static int l_vnodes_report_total(lua_State *L) {
+    lvnodes *v = check_vnodes(L);
+    size_t node;
+    bool known = vnodes_node(L, v, 2, &node);
+    lua_Integer visitors;
+    bool in_range = vnodes_count_arg(L, 3, LUA_MAXINTEGER, &visitors);
+    double now = vnodes_time(L, 4);
+    lua_settop(L, 4);
+    if (!known) return vnodes_unknown(L);
+    if (!in_range) return vnodes_bad_count(L);
+    cr_vnodes_report_total(v->s, node, (uint64_t)visitors, now);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* set:set_healthy(node_id, boolean) -> true | nil, "item-not-found", text */
+static int l_vnodes_set_healthy(lua_State *L) {
+    lvnodes *v = check_vnodes(L);
+    size_t node;
+    bool known = vnodes_node(L, v, 2, &node);
+    luaL_checktype(L, 3, LUA_TBOOLEAN);
+    lua_settop(L, 3);
+    if (!known) return vnodes_unknown(L);
+    cr_vnodes_set_healthy(v->s, node, lua_toboolean(L, 3));
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* set:forget_room(room): drops every (room, node) state of the room. */
+static int l_vnodes_forget_room(lua_State *L) {
+    lvnodes *v = check_vnodes(L);
+    size_t len;
+    const char *room = luaL_checklstring(L, 2, &len);
+    lua_settop(L, 2);
+    cr_vnodes_forget_room(v->s, room, len);
+    return 0;
+}
+
+/* A count as a Lua integer (counts are far below 2^63). */
+static void vnodes_setint(lua_State *L, const char *key, uint64_t n) {
+    lua_pushinteger(L, n > (uint64_t)LUA_MAXINTEGER ? LUA_MAXINTEGER : (lua_Integer)n);
+    lua_setfield(L, -2, key);
+}
+
+/* set:nodes(now) -> { { id =, focus_jid =, weight =, capacity =, healthy =, load =, visitors =,
+ *                       pending =, rooms =, room_visitors =, reported_total = }, … }
+ * in configured order. */
+static int l_vnodes_nodes(lua_State *L) {
+    lvnodes *v = check_vnodes(L);
+    double now = vnodes_time(L, 2);
+    lua_settop(L, 2);
+    cr_vnodes_expire(v->s, now);
+    size_t n = cr_vnodes_count(v->s);
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        cr_vnode_info in;
+        cr_vnodes_node_info(v->s, i, &in);
+        lua_createtable(L, 0, 11);
+        lua_pushlstring(L, in.id, in.id_len);
+        lua_setfield(L, -2, "id");
+        lua_pushlstring(L, in.focus_jid, in.focus_jid_len);
+        lua_setfield(L, -2, "focus_jid");
+        if (in.weight == floor(in.weight) && in.weight <= 9007199254740992.0)
+            lua_pushinteger(L, (lua_Integer)in.weight);
+        else
+            lua_pushnumber(L, (lua_Number)in.weight);
+        lua_setfield(L, -2, "weight");
+        vnodes_setint(L, "capacity", in.capacity);
+        lua_pushboolean(L, in.healthy);
+        lua_setfield(L, -2, "healthy");
+        vnodes_setint(L, "load", in.load);
+        vnodes_setint(L, "visitors", in.visitors);
+        vnodes_setint(L, "pending", in.pending);
+        vnodes_setint(L, "rooms", in.rooms);
+        vnodes_setint(L, "room_visitors", in.room_visitors);
+        vnodes_setint(L, "reported_total", in.reported_total);
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    return 1;
+}
+
+/* set:room(room, now) -> { [node_id] = { visitors =, pending = } } | nil */
+static int l_vnodes_room(lua_State *L) {
+    lvnodes *v = check_vnodes(L);
+    size_t len;
+    const char *room = luaL_checklstring(L, 2, &len);
+    double now = vnodes_time(L, 3);
+    lua_settop(L, 3);
+    cr_vnodes_expire(v->s, now);
+    cr_vnode_pair_info pairs[CR_VNODES_MAX_NODES];
+    size_t n = cr_vnodes_room_info(v->s, room, len, pairs, CR_VNODES_MAX_NODES);
+    if (n == 0) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_createtable(L, 0, (int)n);
+    for (size_t i = 0; i < n; i++) {
+        cr_vnode_info in;
+        cr_vnodes_node_info(v->s, pairs[i].node, &in);
+        lua_createtable(L, 0, 2);
+        vnodes_setint(L, "visitors", pairs[i].visitors);
+        vnodes_setint(L, "pending", pairs[i].pending);
+        lua_setfield(L, -2, in.id); /* ids hold no NUL (XML-safe) */
+    }
+    return 1;
+}
+
+/* set:stats() -> { nodes =, rooms =, pairs =, pending =, dropped =, unrecorded = } */
+static int l_vnodes_stats(lua_State *L) {
+    lvnodes *v = check_vnodes(L);
+    lua_settop(L, 1);
+    cr_vnodes_stats st;
+    cr_vnodes_stats_get(v->s, &st);
+    lua_createtable(L, 0, 6);
+    vnodes_setint(L, "nodes", st.nodes);
+    vnodes_setint(L, "rooms", st.rooms);
+    vnodes_setint(L, "pairs", st.pairs);
+    vnodes_setint(L, "pending", st.pending);
+    vnodes_setint(L, "dropped", st.dropped);
+    vnodes_setint(L, "unrecorded", st.unrecorded);
+    return 1;
+}
+
+static int l_vnodes_gc(lua_State *L) {
+    lvnodes *v = luaL_checkudata(L, 1, VNODES_MT);
+    cr_vnodes_free(v->s);
+    v->s = NULL;
+    return 0;
+}
+
+static int l_vnodes_tostring(lua_State *L) {
+    lvnodes *v = luaL_checkudata(L, 1, VNODES_MT);
+    if (!v->s) lua_pushliteral(L, "conference_request_native.vnodes (closed)");
+    else
+        lua_pushfstring(L, "conference_request_native.vnodes (%d nodes)",
+                        (int)cr_vnodes_count(v->s));
+    return 1;
+}
+
+/* Registers the set class and adds vnodes to the module table on top of the stack. */
+static void open_vnodes(lua_State *L) {
+    static const luaL_Reg methods[] = {
+        {"choose", l_vnodes_choose},           {"uses", l_vnodes_uses},
+        {"report", l_vnodes_report},           {"report_total", l_vnodes_report_total},
+        {"set_healthy", l_vnodes_set_healthy}, {"forget_room", l_vnodes_forget_room},
+        {"nodes", l_vnodes_nodes},             {"room", l_vnodes_room},
+        {"stats", l_vnodes_stats},             {NULL, NULL}};
+    static const luaL_Reg meta[] = {{"__gc", l_vnodes_gc}, {"__close", l_vnodes_gc},
+                                    {"__tostring", l_vnodes_tostring}, {NULL, NULL}};
+    new_class(L, VNODES_MT, methods, meta);
+    lua_pushcfunction(L, l_vnodes);
+    lua_setfield(L, -2, "vnodes");
+}
+/* ---- end of the vnodes section ------------------------------------------------------------ */
+
 int luaopen_conference_request_native(lua_State *L);
 
 int luaopen_conference_request_native(lua_State *L) {
@@ -1192,5 +1540,6 @@ int luaopen_conference_request_native(lua_State *L) {
     lua_setfield(L, -2, "_VERSION");
     open_legacy(L); /* legacy section */
     open_jwt(L);    /* jwt section */
+    open_vnodes(L); /* vnodes section */
     return 1;
 }

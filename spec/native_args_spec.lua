@@ -22,7 +22,10 @@ local BAD = {
 	{ "file", io.stdout },
 }
 -- a userdata of each class, to be passed where another is expected
-local OTHER = { { "codec", native.codec() }, { "registry", native.registry() }, { "legacy parser", native.legacy_parser() } }
+local VNODES = { nodes = { { id = "v1", focus_jid = "focus@v1.meet.jitsi", weight = 1, capacity = 5 },
+	{ id = "v2", focus_jid = "focus@v2.meet.jitsi", weight = 2, capacity = 5 } } }
+local OTHER = { { "codec", native.codec() }, { "registry", native.registry() }, { "legacy parser", native.legacy_parser() },
+	{ "vnodes", native.vnodes(VNODES) } }
 for _, o in ipairs(OTHER) do BAD[#BAD + 1] = o end
 
 local conditions = native.conditions
@@ -62,7 +65,32 @@ local function pending_registry()
 	assert(g:set_pending("r@d"))
 	return g
 end
+local function vnodes()
+	local v = native.vnodes(VNODES)
+	assert(v:report("v1", "r@d", 1, 0))
+	return v
+end
+local function is_true(r) return r.n == 1 and r[1] == true end
+local function is_choice(r)
+	return (r.n == 3 and type(r[1]) == "string" and type(r[2]) == "string" and type(r[3]) == "string")
+		or (r.n == 2 and r[1] == nil and r[2] == "none")
+end
+local function is_nothing(r) return r.n == 0 end
 local FUNCTIONS = {
+	{ "native.vnodes", function() return native.vnodes, { VNODES } end, 1, one("userdata") },
+	{ "vnodes:choose", function() local v = vnodes(); return v.choose, { v, "r@d", 10 } end, 3, is_choice },
+	{ "vnodes:uses", function() local v = vnodes(); return v.uses, { v, "r@d", 10 } end, 3, one("boolean") },
+	{ "vnodes:report", function() local v = vnodes(); return v.report, { v, "v2", "r@d", 3, 10 } end, 5, either(is_true, is_triple) },
+	{ "vnodes:report_total", function() local v = vnodes(); return v.report_total, { v, "v2", 3, 10 } end, 4,
+		either(is_true, is_triple) },
+	{ "vnodes:set_healthy", function() local v = vnodes(); return v.set_healthy, { v, "v1", false } end, 3, either(is_true, is_triple) },
+	{ "vnodes:forget_room", function() local v = vnodes(); return v.forget_room, { v, "r@d" } end, 2, is_nothing },
+	{ "vnodes:nodes", function() local v = vnodes(); return v.nodes, { v, 10 } end, 2, one("table") },
+	{ "vnodes:room", function() local v = vnodes(); return v.room, { v, "r@d", 10 } end, 3,
+		either(one("table"), function(r) return r.n == 1 and r[1] == nil end) },
+	{ "vnodes:stats", function() local v = vnodes(); return v.stats, { v } end, 1, one("table") },
+	{ "vnodes:__tostring", function() local v = vnodes(); return getmetatable(v).__tostring, { v } end, 1, one("string") },
+	{ "vnodes:__close", function() local v = vnodes(); return getmetatable(v).__close, { v, nil } end, 1, is_nothing },
 	{ "native.codec", function() return native.codec, {} end, 1, one("userdata") },
 	{ "native.registry", function() return native.registry, {} end, 1, one("userdata") },
 	{ "native.legacy_parser", function() return native.legacy_parser, {} end, 1, one("userdata") },
@@ -299,6 +327,7 @@ describe("constructors", function()
 				"authentication", "external_auth", "sip_gateway", "extra_properties", "stanza_mt" },
 			[native.registry] = { "max_rooms", "max_waiters_per_room", "max_waiters" },
 			[native.legacy_parser] = { "max_nicks", "max_nick", "max_secret", "max_name", "max_depth" },
+			[native.vnodes] = { "nodes", "pending_window", "max_rooms", "max_pending" },
 		}
 		for ctor, keys in pairs(opts) do
 			for _, key in ipairs(keys) do
@@ -313,12 +342,35 @@ describe("constructors", function()
 		end
 	end)
 
+	it("native.vnodes raises for every bad option or node field value, and only for those", function()
+		for _, key in ipairs({ "pending_window", "max_rooms", "max_pending" }) do
+			for _, bad in ipairs(BAD) do
+				local ok, r = pcall(native.vnodes, { nodes = VNODES.nodes, [key] = bad[2] })
+				if ok then assert.is_userdata(r) else assert.is_string(r) end
+			end
+		end
+		for _, field in ipairs({ "id", "focus_jid", "weight", "capacity" }) do
+			for _, bad in ipairs(BAD) do
+				local node = { id = "v1", focus_jid = "f@v1", weight = 1, capacity = 5 }
+				node[field] = bad[2]
+				local ok, r = pcall(native.vnodes, { nodes = { node } })
+				if ok then assert.is_userdata(r) else assert.is_string(r) end
+			end
+		end
+		for _, bad in ipairs(BAD) do
+			local ok, r = pcall(native.vnodes, { nodes = { bad[2] } })
+			if ok then assert.is_userdata(r) else assert.is_string(r) end
+		end
+	end)
+
 	it("take huge limits without allocating for them", function()
 		local c = native.codec({ max_room = math.maxinteger, max_properties = math.maxinteger, max_xml_depth = math.maxinteger })
 		assert.truthy(c:parse_xml(REQ))
 		local g = native.registry({ max_rooms = math.maxinteger, max_waiters_per_room = math.maxinteger })
 		assert(g:set_pending("r@d"))
 		assert.has_error(function() native.registry({ max_waiters = math.maxinteger }) end)
+		local v = native.vnodes({ nodes = VNODES.nodes, max_rooms = math.maxinteger, pending_window = 1e300 })
+		assert.is_string((v:choose("r@d", 0)))
 		local p = native.legacy_parser({ max_nicks = math.maxinteger, max_depth = math.maxinteger })
 		assert.truthy(p:parse(LEGACY))
 	end)

@@ -9,6 +9,11 @@
  *   json_core   cr_json_parse + decide + cr_answer_render_json
  *   scale       --scale-rooms rooms in one registry: bytes per room (malloc in-use delta), one
  *               lookup, one readiness transition (ready → pending, pending → ready)
+ *   vnodes      visitor-node choice at 10 and 100 nodes (weights 1..3): `hash` = a room without
+ *               state (lookup miss + weighted rendezvous over every node, cr_vnodes_pick), `reuse`
+ *               = cr_vnodes_choose for a room that already uses a node (lookup, its pairs, one
+ *               pending redirect recorded, expiry as time advances); allocations counted through
+ *               the set's allocator during the measured loops
  *
  * Usage:
  *   corebench [--iters N] [--reps R] [--scale-rooms M]   one JSON object on stdout
@@ -333,6 +338,89 @@ static void scale(long nrooms, FILE *out)
 	free(order);
 }
 
+/* ---- visitor nodes ---- */
+struct vcount {
+	long allocs;
+};
+
+static void *vn_alloc(void *ud, void *p, size_t n)
+{
+	if (n == 0) {
+		free(p);
+		return NULL;
+	}
+	((struct vcount *)ud)->allocs++;
+	return realloc(p, n);
+}
+
+#define VROOMS 4096
+
+static void vnodes_part(int nodes, long iters, int reps, FILE *out)
+{
+	struct vcount cnt = { 0 };
+	cr_vnodes_config cfg;
+	cr_vnodes_config_default(&cfg);
+	cfg.alloc = vn_alloc;
+	cfg.alloc_ud = &cnt;
+	cr_vnodes *s = cr_vnodes_new(&cfg);
+	if (!s)
+		die("cr_vnodes_new failed");
+	char id[32], focus[64];
+	cr_error err;
+	for (int i = 0; i < nodes; i++) {
+		int il = snprintf(id, sizeof id, "v%d", i + 1);
+		int fl = snprintf(focus, sizeof focus, "focus@v%d.meet.jitsi", i + 1);
+		if (cr_vnodes_add_node(s, id, (size_t)il, focus, (size_t)fl, 1 + i % 3, 1u << 30, &err) != CR_OK)
+			die("cr_vnodes_add_node failed");
+	}
+	static char used[VROOMS][48], fresh[VROOMS][48];
+	static size_t used_len[VROOMS], fresh_len[VROOMS];
+	size_t node;
+	for (int i = 0; i < VROOMS; i++) {
+		used_len[i] = (size_t)snprintf(used[i], sizeof used[i], "room%d@conference.localhost", i);
+		fresh_len[i] = (size_t)snprintf(fresh[i], sizeof fresh[i], "new%d@conference.localhost", i);
+		if (cr_vnodes_choose(s, used[i], used_len[i], 0, &node) != CR_VNODE_HASH)
+			die("first choice is not hash");
+	}
+	double hash_ns[100], reuse_ns[100], now = 0;
+	size_t sum = 0;
+	long allocs0 = cnt.allocs;
+	for (int r = 0; r < reps; r++) {
+		double t0 = now_ns();
+		for (long i = 0; i < iters; i++) {
+			int k = (int)(i & (VROOMS - 1));
+			if (cr_vnodes_pick(s, fresh[k], fresh_len[k], now, &node) != CR_VNODE_HASH)
+				die("pick is not hash");
+			sum += node;
+		}
+		hash_ns[r] = (now_ns() - t0) / (double)iters;
+		t0 = now_ns();
+		for (long i = 0; i < iters; i++) {
+			int k = (int)(i & (VROOMS - 1));
+			now += 1e-4; /* 10,000 choices per second of the caller's clock */
+			if (cr_vnodes_choose(s, used[k], used_len[k], now, &node) != CR_VNODE_REUSE)
+				die("choose is not reuse");
+			sum += node;
+		}
+		reuse_ns[r] = (now_ns() - t0) / (double)iters;
+	}
+	long allocs = cnt.allocs - allocs0;
+	cr_vnodes_free(s);
+	double hmin = hash_ns[0], hmax = hash_ns[0], rmin = reuse_ns[0], rmax = reuse_ns[0];
+	for (int r = 1; r < reps; r++) {
+		if (hash_ns[r] < hmin) hmin = hash_ns[r];
+		if (hash_ns[r] > hmax) hmax = hash_ns[r];
+		if (reuse_ns[r] < rmin) rmin = reuse_ns[r];
+		if (reuse_ns[r] > rmax) rmax = reuse_ns[r];
+	}
+	fprintf(out,
+		"\"vnodes_hash_%d_ns\":%.1f,\"vnodes_hash_%d_ns_min\":%.1f,\"vnodes_hash_%d_ns_max\":%.1f,"
+		"\"vnodes_reuse_%d_ns\":%.1f,\"vnodes_reuse_%d_ns_min\":%.1f,\"vnodes_reuse_%d_ns_max\":%.1f,"
+		"\"vnodes_allocs_%d\":%ld,\"vnodes_checksum_%d\":%zu",
+		nodes, median(hash_ns, reps), nodes, hmin, nodes, hmax, nodes, median(reuse_ns, reps), nodes, rmin,
+		nodes, rmax, nodes, allocs, nodes, sum);
+}
+
 int main(int argc, char **argv)
 {
 	long iters = 200000, scale_rooms = 1000000;
@@ -400,6 +488,10 @@ int main(int argc, char **argv)
 		printf(",");
 		scale(scale_rooms, stdout);
 	}
+	printf(",\"vnodes_iters\":%ld,", iters);
+	vnodes_part(10, iters, reps, stdout);
+	printf(",");
+	vnodes_part(100, iters, reps, stdout);
 	printf(",\"checksum\":%zu}\n", c.checksum);
 	ctx_free(&c);
 	return 0;

@@ -19,9 +19,12 @@ REQUIRED_KEYS = [
     "core_xml_ratio", "core_json_ratio", "core_xml_rps", "core_json_rps", "bytes_per_room",
     "xmpp_ping_rps", "xmpp_trivial_rps", "xmpp_module_rps",
     "http_health_rps", "http_trivial_rps", "http_module_rps",
+    "vnodes_hash_10_ns", "vnodes_hash_100_ns", "vnodes_reuse_10_ns", "vnodes_reuse_100_ns",
+    "vnodes_allocs_10", "vnodes_allocs_100",
 ]
 TARGETS = {"xmpp_ratio": (">=", 0.90), "http_ratio": (">=", 0.90), "core_xml_ratio": ("<=", 1.5),
-           "core_json_ratio": ("<=", 1.5), "bytes_per_room": ("<=", 256), "storm_creations": ("==", 1)}
+           "core_json_ratio": ("<=", 1.5), "bytes_per_room": ("<=", 256), "storm_creations": ("==", 1),
+           "vnodes_hash_100_ns": ("<=", 1000), "vnodes_allocs_100": ("==", 0)}
 
 
 def read_lines(path):
@@ -187,6 +190,10 @@ def main():
     for k in ("core_xml_ratio", "core_json_ratio", "core_xml_rps", "core_json_rps", "bytes_per_room",
               "scale_rooms", "scale_lookup_ns", "scale_transition_ns", "scale_set_pending_ns", "scale_set_ready_ns"):
         rep[k] = core.get(k)
+    # 6. visitor-node choice (corebench)
+    for n in (10, 100):
+        for k in (f"vnodes_hash_{n}_ns", f"vnodes_reuse_{n}_ns", f"vnodes_allocs_{n}"):
+            rep[k] = core.get(k)
     cg = {r["name"]: r["ir"] / r["iters"] for r in read_lines(os.path.join(raw, "callgrind.jsonl"))
           if r.get("iters")}
     rep["instructions_per_request"] = {k: round(v) for k, v in cg.items()}
@@ -273,6 +280,15 @@ def main():
           f"transition {fmt_num(rep['scale_transition_ns'], 0)} ns "
           f"(ready->pending {fmt_num(rep['scale_set_pending_ns'], 0)}, pending->ready "
           f"{fmt_num(rep['scale_set_ready_ns'], 0)})")
+    print(f"6. visitor-node choice ({core.get('vnodes_iters')} choices x {core.get('reps')}, weights 1..3; "
+          f"hash = a room without state, reuse = a room that uses a node, one redirect recorded)")
+    for n in (10, 100):
+        target = f" [<= 1000 ns {verdicts['vnodes_hash_100_ns']}]" if n == 100 else ""
+        print(f"   {n:>3} nodes: hash {fmt_num(rep[f'vnodes_hash_{n}_ns'], 0)} ns "
+              f"({fmt_num(core.get(f'vnodes_hash_{n}_ns_min'))}-{fmt_num(core.get(f'vnodes_hash_{n}_ns_max'))}){target}, "
+              f"reuse {fmt_num(rep[f'vnodes_reuse_{n}_ns'], 0)} ns "
+              f"({fmt_num(core.get(f'vnodes_reuse_{n}_ns_min'))}-{fmt_num(core.get(f'vnodes_reuse_{n}_ns_max'))}), "
+              f"allocations in the measured loops {rep[f'vnodes_allocs_{n}']}")
     for p in problems:
         print(f"problem: {p}")
     if missing:

@@ -8,6 +8,7 @@
 #   3. join storm             crload batch: N concurrent requests for one new room over both doors
 #   4. C core vs floor        corebench (+ instruction counts with callgrind)
 #   5. scale                  corebench: 1,000,000 rooms in one registry
+#   6. visitor-node choice    corebench: cost of one choice at 10 and 100 nodes
 #
 # --smoke: tiny counts (seconds), results in build/bench/smoke/ instead of tests/bench/results/.
 # Needs `make all` first (build/libcr.a); `make bench` does it. Environment overrides: BENCH_REPS,
@@ -45,7 +46,7 @@ log "building tools into build/bench/"
 $CC $CFLAGS_BENCH -o build/bench/crload tests/bench/crload.c
 # shellcheck disable=SC2046
 $CC $CFLAGS_BENCH -Inative -o build/bench/corebench tests/bench/corebench.c build/libcr.a \
-    $(pkg-config --libs expat jansson 2>/dev/null || echo -lexpat -ljansson)
+    $(pkg-config --libs expat jansson 2>/dev/null || echo -lexpat -ljansson) -lm
 for t in wrk valgrind curl prosody /usr/bin/python3; do
     command -v "$t" >/dev/null || { echo "run.sh: $t not found (make deps)" >&2; exit 1; }
 done
@@ -133,7 +134,7 @@ curl -fsS -m 5 -H 'Host: localhost' "$base/bench/stats?room=$storm_room" >"$raw/
 health_json >"$raw/health-after.json"
 cat "$raw/storm-observed.json" >&2; echo >&2
 
-# ---- 4 + 5. C core vs floor, scale -----------------------------------------------------------
+# ---- 4 + 5 + 6. C core vs floor, scale, visitor-node choice ---------------------------------
 log "core: corebench ($core_iters iterations x $core_reps, scale $scale_rooms rooms)"
 build/bench/corebench --iters "$core_iters" --reps "$core_reps" --scale-rooms "$scale_rooms" >"$raw/core.json"
 log "core: instruction counts (valgrind --tool=callgrind, $cg_iters iterations each)"

@@ -74,8 +74,10 @@ pycheck "core: callgrind counted instructions for every loop" \
     "set(r['instructions_per_request']) == {'xml_floor','xml_core','json_floor','json_core'} and all(v > 0 for v in r['instructions_per_request'].values())"
 pycheck "scale: registry filled, bytes per room and lookup/transition costs measured" \
     "r['scale_rooms'] > 0 and r['bytes_per_room'] > 0 and r['scale_lookup_ns'] > 0 and r['scale_transition_ns'] > 0"
-check "the table was printed with all five parts" \
-    bash -c 'for p in "1. XMPP" "2. HTTP" "3. join storm" "4. C core" "5. scale"; do grep -q "^$p" "$1" || exit 1; done' _ "$out"
+pycheck "vnodes: choice costs at 10 and 100 nodes measured, no allocation in the measured loops" \
+    "all(r['vnodes_%s_%d_ns' % (k, n)] > 0 for k in ('hash', 'reuse') for n in (10, 100)) and r['vnodes_allocs_10'] == 0 and r['vnodes_allocs_100'] == 0"
+check "the table was printed with all six parts" \
+    bash -c 'for p in "1. XMPP" "2. HTTP" "3. join storm" "4. C core" "5. scale" "6. visitor-node"; do grep -q "^$p" "$1" || exit 1; done' _ "$out"
 
 # make bench-jwt (not part of run.sh): the JWT microbenchmark builds, runs and reports every key.
 jwt_json=$(make --no-print-directory -s build/bench/jwtbench >/dev/null 2>&1 && build/bench/jwtbench --reps 1 --secs 0.01 --json)

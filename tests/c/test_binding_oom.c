@@ -48,6 +48,9 @@ static const char *const SETUP =
     "for i = 1, N do W[i] = { i = i }; assert(g:wait('r@d', W[i], i)) end\n"
     "extra = { i = 'extra' }\n"
     "result, id = false, false -- globals exist before the allocator fails\n"
+    "v = native.vnodes { nodes = { { id = 'v1', focus_jid = 'f@v1' }, { id = 'v2', focus_jid = 'f@v2' } } }\n"
+    "assert(v:report('v1', 'r@d', 1, 0))\n"
+    "VN = false\n"
     /* every waiter exactly once: from the call's result, then from the registry */
     "function verify(first, expect_extra)\n"
     "  local want = N + (expect_extra and 1 or 0)\n"
@@ -85,6 +88,15 @@ static const scenario SCENARIOS[] = {
      "for i, w in ipairs(all) do assert(w == W[i], 'order') end\n"
      "verify(all, false)"},
     {"wait", "id = g:wait('r@d', extra, 1e9)", "verify(nil, id ~= false)"},
+    /* visitor nodes: a constructor interrupted half-way frees what it built (ASan: no leak); an
+     * interrupted call leaves the set consistent (at most the one redirect it recorded) */
+    {"vnodes", "VN = native.vnodes { nodes = { { id = 'a', focus_jid = 'f@a' }, { id = 'b', focus_jid = 'f@b', weight = 2 } } }",
+     "collectgarbage(); assert(VN == false or tostring(VN) == 'conference_request_native.vnodes (2 nodes)')"},
+    {"vnodes choose", "result = { v:choose('new@d', 1) }",
+     "local st = v:stats(); assert(st.pending <= 1 and st.rooms <= 2 and st.nodes == 2)\n"
+     "if result then assert(v:uses('new@d') and #result == 3) end\n"
+     "assert(v:choose('new@d', 1))"},
+    {"vnodes nodes", "result = v:nodes(1)", "assert(#v:nodes(1) == 2 and v:room('r@d', 1).v1.visitors == 1)"},
 };
 
 /* Runs one scenario with the allocator failing after k allocations; returns true when the call
