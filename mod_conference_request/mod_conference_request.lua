@@ -7,8 +7,8 @@
 -- This file only wires things: options (config.lib), the native core, the doors (xmpp.lib,
 -- http.lib), the request flow (service.lib), the built-in focus and MUC tracking (focus.lib) or
 -- the external focus (external_focus.lib, when conference_request_focus is set), owner rights
--- granted by the built-in focus (moderation.lib), rate limits (ratelimit.lib), metrics (metrics.lib)
--- and operator commands (shell.lib).
+-- granted by the built-in focus (moderation.lib), rate limits (ratelimit.lib), visitor nodes
+-- (visitors.lib), metrics (metrics.lib) and operator commands (shell.lib).
 
 local st = require "util.stanza";
 
@@ -55,16 +55,23 @@ else
 	auth.on_authenticated = moderation.authenticated;
 end
 local ratelimit = module:require "ratelimit".new(cfg, metrics);
-local service = module:require "service".new(cfg, focus, metrics, registry, ratelimit, auth);
+-- Visitors (SPEC §6, visitors.lib): live queue and redirects to visitor nodes, when enabled.
+local visitors;
+if cfg.visitors and cfg.visitors.enabled then
+	visitors = module:require "visitors".new(cfg.visitors, { native = native, forward = focus.forward,
+		main_muc = cfg.muc, focus = cfg.focus, focus_jid = cfg.focus_jid, max_rooms = cfg.max_rooms });
+end
+local service = module:require "service".new(cfg, focus, metrics, registry, ratelimit, auth, visitors);
 module:require "xmpp".new(native, codec, service);
 if cfg.http then
-	module:require "http".new(cfg, native, codec, service, metrics, registry, focus);
+	module:require "http".new(cfg, native, codec, service, metrics, registry, focus, visitors);
 end
-local shell = module:require "shell".new(focus, registry, metrics);
+local shell = module:require "shell".new(focus, registry, metrics, visitors);
 -- Legacy jabber:iq:conference on the MUC host (SPEC §7, legacy.lib), unless turned off.
 local legacy = legacy_lib and legacy_lib.new(cfg.muc, native, legacy_opts) or nil;
 
 focus.start();
+if visitors then visitors.start(); end
 if moderation then moderation.start(); end
 
 module:log("info", "serving conference requests for %s%s (%s focus, focusjid %s)%s", cfg.muc,
@@ -73,12 +80,13 @@ module:log("info", "serving conference requests for %s%s (%s focus, focusjid %s)
 	cfg.http and ", HTTP door on" or "");
 
 function module.save()
-	return { unjoined = focus.save(), auth = auth.save() };
+	return { unjoined = focus.save(), auth = auth.save(), visitors = visitors and visitors.save() };
 end
 
 function module.restore(state)
 	focus.restore(state and state.unjoined);
 	auth.restore(state and state.auth);
+	if visitors then visitors.restore(state and state.visitors); end
 end
 
 function module.unload()

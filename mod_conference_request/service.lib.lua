@@ -12,7 +12,8 @@ local jid = require "util.jid";
 
 -- registry: the native registry (only :state is used here). ratelimit: ratelimit.lib (optional).
 -- auth: auth.lib (check before the focus, session fields added to the answer).
-local function new(cfg, focus, metrics, registry, ratelimit, auth)
+-- visitors: visitors.lib (optional: live queue, redirects; it calls focus.request itself).
+local function new(cfg, focus, metrics, registry, ratelimit, auth, visitors)
 	local service = {};
 	local limit_request = ratelimit and ratelimit.request;
 	local limit_creation = ratelimit and ratelimit.creation;
@@ -74,6 +75,9 @@ local function new(cfg, focus, metrics, registry, ratelimit, auth)
 				local plain = respond;
 				respond = function(result) return plain(auth.decorate(result, requester)); end
 			end
+		end
+		if visitors then -- SPEC §6
+			return visitors.request(room, host, request, requester, respond, focus.request);
 		end
 		return focus.request(room, host, request, requester, respond);
 	end
