@@ -131,7 +131,7 @@ local function read_auth(cfg)
 	return a;
 end
 
--- conference_request_visitors (SPEC §6, visitors.lib). nil when the option is absent.
+-- conference_request_visitors (docs/protocol.md §6, visitors.lib). nil when the option is absent.
 local visitors_keys = { enabled = true, nodes = true, max_participants = true, pending_window = true,
 	enable_live_room = true, require_room_flag = true, ignore_domains = true };
 local function read_visitors(cfg)
@@ -306,7 +306,7 @@ local function read()
 	cfg.max_waiters_per_room = number_option("conference_request_max_waiters_per_room", 10000, 1, true);
 	cfg.max_waiters = number_option("conference_request_max_waiters", 100000, 1, true);
 
-	-- Rate limits (SPEC §2.3, ratelimit.lib).
+	-- Rate limits (docs/protocol.md §2.3, ratelimit.lib).
 	-- cfg.rate_limits = false (all off) or { requests = { rate, burst } | false,
 	-- creations = { rate, burst } | false, max_clients = n, xmpp_by_ip = "anonymous" | true | false }.
 	do
@@ -358,7 +358,7 @@ local function read()
 	cfg.auth = read_auth(cfg);
 	-- (end of authentication)
 
-	-- Visitors (SPEC §6, visitors.lib).
+	-- Visitors (docs/protocol.md §6, visitors.lib).
 	cfg.visitors = read_visitors(cfg);
 
 	return cfg;

@@ -200,7 +200,7 @@ local function new(cfg, native, codec, service, metrics, registry, focus, visito
 		response.headers.cache_control = "no-store";
 		cors(request, response);
 		local vis;
-		if visitors then -- per-node figures (SPEC §6, visitors.lib)
+		if visitors then -- per-node figures (docs/protocol.md §6, visitors.lib)
 			local s = visitors.status();
 			local nodes = {};
 			for i, n in ipairs(s.nodes) do

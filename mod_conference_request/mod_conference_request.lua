@@ -55,7 +55,7 @@ else
 	auth.on_authenticated = moderation.authenticated;
 end
 local ratelimit = module:require "ratelimit".new(cfg, metrics);
--- Visitors (SPEC §6, visitors.lib): live queue and redirects to visitor nodes, when enabled.
+-- Visitors (docs/protocol.md §6, visitors.lib): live queue and redirects to visitor nodes, when enabled.
 local visitors;
 if cfg.visitors and cfg.visitors.enabled then
 	visitors = module:require "visitors".new(cfg.visitors, { native = native, forward = focus.forward,
@@ -67,7 +67,7 @@ if cfg.http then
 	module:require "http".new(cfg, native, codec, service, metrics, registry, focus, visitors);
 end
 local shell = module:require "shell".new(focus, registry, metrics, visitors);
--- Legacy jabber:iq:conference on the MUC host (SPEC §7, legacy.lib), unless turned off.
+-- Legacy jabber:iq:conference on the MUC host (docs/protocol.md §7, legacy.lib), unless turned off.
 local legacy = legacy_lib and legacy_lib.new(cfg.muc, native, legacy_opts) or nil;
 
 focus.start();

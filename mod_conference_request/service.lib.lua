@@ -67,7 +67,7 @@ local function new(cfg, focus, metrics, registry, ratelimit, auth, visitors)
 				return respond(host);
 			end
 		end
-		-- Token and session checks apply to every request, before the focus (SPEC §5).
+		-- Token and session checks apply to every request, before the focus (docs/protocol.md §5).
 		if auth and auth.mode ~= "none" then
 			local refusal = auth.check(request, requester, room);
 			if refusal then return respond(refusal); end
@@ -76,7 +76,7 @@ local function new(cfg, focus, metrics, registry, ratelimit, auth, visitors)
 				respond = function(result) return plain(auth.decorate(result, requester)); end
 			end
 		end
-		if visitors then -- SPEC §6
+		if visitors then -- docs/protocol.md §6
 			return visitors.request(room, host, request, requester, respond, focus.request);
 		end
 		return focus.request(room, host, request, requester, respond);

@@ -1,4 +1,4 @@
--- visitors.lib.lua: visitor nodes (SPEC §6; issue 11 items 2-5): the live queue, the redirect
+-- visitors.lib.lua: visitor nodes (docs/protocol.md §6; issue 11 items 2-5): the live queue, the redirect
 -- rules and, with the built-in focus, the node choice of the C core (native.vnodes).
 --
 --   local visitors = module:require "visitors".new(vcfg, env)
@@ -14,7 +14,7 @@
 --        nil, focus_jid = the focusjid answered, max_rooms = rooms remembered in external mode,
 --        clock = monotonic seconds (specs) }.
 --
--- The rules (SPEC §6 steps 1, 2, 4) only apply to requests whose properties carry
+-- The rules (docs/protocol.md §6) only apply to requests whose properties carry
 -- `visitors-version` (jibri, jigasi and old clients never send it) from a JID outside
 -- `ignore_domains`. Room facts come from the MUC room object: Jitsi's room metadata
 -- (`room.jitsiMetadata`, or `room._data.jitsiMetadata` where a module persists it: `visitors.live`,
@@ -211,7 +211,7 @@ local function new(vcfg, env)
 			return "queue", supported;
 		end
 		if not supported or v.lobby(room, meta) then return "pass", supported; end
-		-- external mode: a guest's request never makes the focus create a room (SPEC §5)
+		-- external mode: a guest's request never makes the focus create a room (docs/protocol.md §5)
 		if external and not room and requester.may_create == false then return "pass", supported; end
 		if asked then return "redirect", supported, "asked"; end
 		if external then

@@ -1,4 +1,4 @@
--- Specs of visitors.lib.lua (SPEC §6 steps 1, 2, 4; issue 11 items 2, 3, 5): which requests are
+-- Specs of visitors.lib.lua (docs/protocol.md §6; issue 11 items 2, 3, 5): which requests are
 -- queued, which are redirected and where, what the answer says, what is counted. The node set is
 -- native.vnodes when the build has it, else spec/vnodes_standin.lua (the contract of native.vnodes
 -- in plain Lua, specs only: the module itself refuses to load without the binding); fake MUC rooms

@@ -1,4 +1,4 @@
-"""Visitors (issue 11 items 2-5, SPEC §6) against a real Prosody, with real clients on both doors.
+"""Visitors (issue 11 items 2-5, docs/protocol.md §6) against a real Prosody, with real clients on both doors.
 
 Three servers are started for this file (conftest.start_server):
 - `vis`: built-in focus, `conference_request_visitors` with max_participants = 2 and two nodes of
