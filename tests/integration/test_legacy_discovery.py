@@ -156,7 +156,10 @@ def test_gc1_join_follows_muc_rules(make):
 
 @pytest.fixture(scope="module")
 def gc1_off():
-    srv, _ = start_server("legacy-gc1-off", "    conference_request_legacy_gc1 = false\n")
+    # groupchat 1.0 joins off, and the MUC host's own default for public rooms set explicitly
+    srv, _ = start_server("legacy-gc1-off", "    conference_request_legacy_gc1 = false\n"
+                                            "Component \"conference.localhost\" \"muc\"\n"
+                                            "    muc_room_default_public = false\n")
     try:
         yield srv
     finally:
@@ -174,6 +177,19 @@ def test_gc1_off_restores_prosodys_refusal(gc1_off):
         assert (cond, text) == ("item-not-found", "You are not currently connected to this chat")
         # the legacy door itself is still served
         assert query_children(bob.legacy_set(room, ["bobby"]))[0] == ("nick", "bobby")
+    finally:
+        owner.close()
+        bob.close()
+
+
+def test_explicit_muc_default_keeps_legacy_made_rooms_hidden(gc1_off):
+    owner = Client(gc1_off, "admin@localhost/legacy")
+    bob = Client(gc1_off, "bob@localhost/out")
+    try:
+        room = new_room("legacy")
+        assert query_children(owner.legacy_set(room, ["lucy"]))[0] == ("nick", "lucy")
+        assert room not in listed(bob)
+        assert listed(owner)[room] == ("private", "%s (1)" % node(room))
     finally:
         owner.close()
         bob.close()
