@@ -69,6 +69,7 @@ local function read_options()
 		max_outsiders = whole("conference_request_legacy_max_outsiders", 10000, 1, 10000000),
 		max_status = whole("conference_request_legacy_max_status", 1023, 0, 65535),
 		outsiders_budget = whole("conference_request_legacy_outsiders_budget", 1048576, 1024, 1073741824),
+		gc1 = bool("conference_request_legacy_gc1", true),
 	};
 end
 
@@ -111,6 +112,12 @@ local function new(muc_host, native, opts)
 		measure_error();
 		return reply;
 	end
+
+	-- Discovery of the service and its rooms, groupchat 1.0 joins (legacy_discovery/gc1.lib)
+	local discovery = module:require "legacy_discovery".new(muc_host, muc_api, states,
+		error_reply);
+	local gc1 = opts.gc1 and module:require "legacy_gc1".new(muc_host, muc_api,
+		function(condition) return legacy_codes[condition]; end, discovery.mark_creation);
 
 	local function privacy_allowed(room)
 		return opts.privacy_everywhere or room._data.legacy_privacy == true;
@@ -504,6 +511,8 @@ local function new(muc_host, native, opts)
 		ctx:hook("iq/full", on_full, 10);
 		ctx:hook("presence/full", on_full, 10);
 		rooms.hook(ctx);
+		discovery.hook();
+		if gc1 then gc1.hook(); end
 		module:log("debug", "legacy jabber:iq:conference served on %s", muc_host);
 	end
 	if prosody.hosts[muc_host] then
@@ -516,6 +525,7 @@ local function new(muc_host, native, opts)
 
 	local function stop()
 		rooms.stop();
+		discovery.stop();
 		outsiders.clear();
 	end
 
