@@ -1,4 +1,4 @@
--- legacy_discovery.lib.lua: how old clients find the service and its rooms (SPEC §7 "Discovery",
+-- legacy_discovery.lib.lua: how old clients find the service and its rooms (docs/protocol.md §7 "Discovery",
 -- issue 13 item 3), wired from legacy.lib:
 --   * the MUC host's disco#info lists jabber:iq:conference and jabber:iq:browse (features added
 --     to mod_muc's own module items, so mod_disco on the MUC host serves them; removed on stop);

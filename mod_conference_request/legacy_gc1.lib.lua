@@ -1,4 +1,4 @@
--- legacy_gc1.lib.lua: groupchat 1.0 joins (SPEC §7 "Groupchat 1.0", issue 13 item 4), wired from
+-- legacy_gc1.lib.lua: groupchat 1.0 joins (docs/protocol.md §7 "Groupchat 1.0", issue 13 item 4), wired from
 -- legacy.lib when conference_request_legacy_gc1 is on.
 --
 -- Prosody 0.12's MUC refuses an available presence to room/nick without the MUC <x/> from a

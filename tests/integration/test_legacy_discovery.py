@@ -1,4 +1,4 @@
-"""Legacy discovery and groupchat 1.0 joins (SPEC §7, issue 13 items 3 and 4) against the real
+"""Legacy discovery and groupchat 1.0 joins (docs/protocol.md §7, issue 13 items 3 and 4) against the real
 Prosody: disco#info of the MUC host, jabber:iq:browse of the service with public and hidden rooms,
 public rooms made by a legacy set, groupchat 1.0 clients (slixmpp sending raw presence without the
 MUC <x/>) next to legacy and MUC clients, and conference_request_legacy_gc1 = false.
