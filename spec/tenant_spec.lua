@@ -1,0 +1,64 @@
+-- Specs of tenant.lib: Jitsi's muc_domain_mapper form name@<prefix>.<tenant>.<base> ->
+-- [tenant]name@<prefix>.<base> (SPEC §2.1 "Tenants"). The real Prosody is covered by
+-- tests/integration/test_tenants.py.
+
+local tenant = dofile("mod_conference_request/tenant.lib.lua");
+
+local hosts = { ["conference.meet.example.com"] = true, ["breakout.meet.example.com"] = true,
+	["muc.other.org"] = true };
+
+describe("tenant.lib", function()
+	it("is off without a base", function()
+		assert.is_nil(tenant.new(nil, hosts));
+	end);
+
+	local t = tenant.new("meet.example.com", hosts);
+
+	it("knows the served MUCs under its base", function()
+		local list = {};
+		for _, h in ipairs(t.hosts) do list[#list + 1] = h; end
+		table.sort(list);
+		assert.same({ "breakout.meet.example.com", "conference.meet.example.com" }, list);
+	end);
+
+	it("maps a tenant room of each served MUC", function()
+		assert.same({ "[acme]room", "conference.meet.example.com" }, { t.map("room", "conference.acme.meet.example.com") });
+		assert.same({ "[acme]room", "breakout.meet.example.com" }, { t.map("room", "breakout.acme.meet.example.com") });
+		assert.same({ "[a-b_1]r", "conference.meet.example.com" }, { t.map("r", "conference.a-b_1.meet.example.com") });
+	end);
+
+	it("leaves hosts that are no tenant form alone", function()
+		assert.is_nil(t.map("room", "conference.meet.example.com"));   -- served as it is (caller checks first)
+		assert.is_nil(t.map("room", "conference.acme.other.org"));
+		assert.is_nil(t.map("room", "lobby.acme.meet.example.com"));   -- not a served prefix
+		assert.is_nil(t.map("room", "meet.example.com"));
+		assert.is_nil(t.map("room", "xmeet.example.com"));
+		assert.is_nil(t.map("room", "conference.acmemeet.example.com"));
+	end);
+
+	it("refuses malformed tenants", function()
+		local function refused(host)
+			local ok, text = t.map("room", host);
+			assert.is_false(ok, host);
+			assert.is_string(text);
+		end
+		refused("conference..meet.example.com");                 -- empty
+		refused("conference.a.b.meet.example.com");              -- two labels: the mapper takes one
+		refused("conference.a]b.meet.example.com");              -- breaks [tenant] parsing
+		refused("conference.a[b.meet.example.com");
+		refused("conference.a b.meet.example.com");
+		refused("conference.a/b.meet.example.com");
+		refused("conference.a:b.meet.example.com");
+		refused("conference." .. ("a"):rep(64) .. ".meet.example.com"); -- over one DNS label
+		assert.truthy(t.map("room", "conference." .. ("a"):rep(63) .. ".meet.example.com"));
+		local ok = t.map(("n"):rep(1023 - 10), "conference." .. ("a"):rep(9) .. ".meet.example.com");
+		assert.is_false(ok);                                      -- mapped node over 1023 bytes
+		assert.truthy(t.map(("n"):rep(1023 - 11), "conference." .. ("a"):rep(9) .. ".meet.example.com"));
+	end);
+
+	it("prefers the longest served prefix", function()
+		local t2 = tenant.new("example.com", { ["conference.example.com"] = true, ["x.conference.example.com"] = true });
+		assert.same({ "[t]r", "x.conference.example.com" }, { t2.map("r", "x.conference.t.example.com") });
+		assert.same({ "[t]r", "conference.example.com" }, { t2.map("r", "conference.t.example.com") });
+	end);
+end);
