@@ -17,7 +17,7 @@
 -- with `^%[([^%]]+)%](.+)$`; the node must stay a valid JID node (RFC 7622 / nodeprep).
 local MAX_TENANT = 63      -- one DNS label
 local MAX_NODE = 1023      -- bytes of a JID localpart (RFC 7622 §3.3)
-local REFUSED = "[%.%[%]%s\"&'/:<>@\\]"
+local REFUSED = "[%.%[%]%s%c\"&'/:<>@\\]"
 
 local function new(base, muc_hosts)
 	if not base then return nil; end

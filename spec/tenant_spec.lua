@@ -49,6 +49,7 @@ describe("tenant.lib", function()
 		refused("conference.a b.meet.example.com");
 		refused("conference.a/b.meet.example.com");
 		refused("conference.a:b.meet.example.com");
+		refused("conference.a\1b.meet.example.com");
 		refused("conference." .. ("a"):rep(64) .. ".meet.example.com"); -- over one DNS label
 		assert.truthy(t.map("room", "conference." .. ("a"):rep(63) .. ".meet.example.com"));
 		local ok = t.map(("n"):rep(1023 - 10), "conference." .. ("a"):rep(9) .. ".meet.example.com");

@@ -114,6 +114,8 @@ def test_existing_and_ready_tenant_rooms_on_both_doors(tsrv, tclient, tweb):
         assert tweb.post({"room": mapped}).json()["room"] == mapped
         rooms = tsrv.shell("conference_request:rooms()")
         assert mapped in rooms and client_form not in rooms, rooms
+        # nothing was created under an unmapped name
+        assert tclient.disco_info(client_form.replace(".beta.", ".")) == "item-not-found"
     finally:
         admin.close()
 
