@@ -17,7 +17,7 @@ local function new(cfg, focus, metrics, registry, ratelimit, auth)
 	local limit_request = ratelimit and ratelimit.request;
 	local limit_creation = ratelimit and ratelimit.creation;
 	-- Jitsi tenants (SPEC §2.1, tenant.lib): nil unless a tenant base is configured.
-	local tenants = module:require "tenant".new(cfg.tenant_base, cfg.muc_hosts);
+	local tenants = cfg.tenant_base and module:require "tenant".new(cfg.tenant_base, cfg.muc_hosts) or nil;
 
 	-- The doors ask this before parsing a request: nil, or an error result to answer (with
 	-- retry_after, seconds). The focus asks requester.creation_limited(requester) right before it

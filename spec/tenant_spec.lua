@@ -63,3 +63,62 @@ describe("tenant.lib", function()
 		assert.same({ "[t]r", "conference.example.com" }, { t2.map("r", "conference.t.example.com") });
 	end);
 end);
+
+describe("service.lib with tenants", function()
+	local module = {
+		host = "focus.localhost",
+		log = function() end,
+		require = function(_, name) return dofile("mod_conference_request/" .. name .. ".lib.lua"); end,
+	};
+	local env = setmetatable({ module = module }, { __index = _G });
+	local lib = assert(loadfile("mod_conference_request/service.lib.lua", "t", env))();
+	local cfg = { muc = "conference.localhost", tenant_base = "localhost",
+		muc_hosts = { ["conference.localhost"] = true, ["breakout.localhost"] = true } };
+	local ready = {};
+	local registry = { state = function(_, room) return ready[room] and "ready" or "absent"; end };
+	local seen, shared;
+	local focus = { request = function(room, host, request, _, respond)
+		seen = { room = room, host = host, client_room = request.client_room };
+		return respond(shared or { room = room, ready = true });
+	end };
+	local service = lib.new(cfg, focus, { request = function() end }, registry);
+	local function ask(room)
+		local answers = {};
+		seen = nil;
+		service.handle({ room = room }, { door = "xmpp", jid = "a@localhost/x" }, function(r) answers[#answers + 1] = r; end);
+		assert.equal(1, #answers);
+		return answers[1];
+	end
+
+	after_each(function() shared = nil; end);
+
+	it("hands the mapped room to the focus and answers the client's form", function()
+		local answer = ask("Room@Conference.ACME.localhost");
+		assert.same({ room = "[acme]room@conference.localhost", host = "conference.localhost",
+			client_room = "room@conference.acme.localhost" }, seen);
+		assert.equal("room@conference.acme.localhost", answer.room);
+	end);
+
+	it("answers a copy: one result table shared by many waiters keeps the mapped room", function()
+		shared = { room = "[acme]room@conference.localhost", ready = true };
+		local answer = ask("room@conference.acme.localhost");
+		assert.equal("room@conference.acme.localhost", answer.room);
+		assert.equal("[acme]room@conference.localhost", shared.room);
+	end);
+
+	it("serves the mapped form and ready keys as they stand", function()
+		ask("[acme]room@conference.localhost");
+		assert.same({ room = "[acme]room@conference.localhost", host = "conference.localhost" }, seen);
+		ready["[acme]fast@conference.localhost"] = true;
+		assert.equal("[acme]fast@conference.localhost", ask("[acme]fast@conference.localhost").room);
+		assert.is_nil(seen.host); -- the fast path: no stringprep, no host
+	end);
+
+	it("refuses malformed tenants without asking the focus", function()
+		for _, room in ipairs({ "r@conference..localhost", "r@conference.a.b.localhost", "r@conference.a]b.localhost" }) do
+			assert.equal("jid-malformed", ask(room).condition);
+			assert.is_nil(seen);
+		end
+		assert.equal("item-not-found", ask("r@lobby.acme.localhost").condition);
+	end);
+end);
