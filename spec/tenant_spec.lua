@@ -122,3 +122,48 @@ describe("service.lib with tenants", function()
 		assert.equal("item-not-found", ask("r@lobby.acme.localhost").condition);
 	end);
 end);
+
+describe("config.lib tenant options", function()
+	local function read(options)
+		local logs = {};
+		local module = {
+			host = "focus.localhost",
+			get_option = function(_, key, default)
+				local v = options[key];
+				if v == nil then return default; end
+				return v;
+			end,
+			log = function(_, level, fmt, ...) logs[#logs + 1] = { level, fmt:format(...) }; end,
+		};
+		options.conference_request_muc = options.conference_request_muc or "conference.localhost";
+		local env = setmetatable({ module = module }, { __index = _G });
+		local cfg = assert(loadfile("mod_conference_request/config.lib.lua", "t", env))().read();
+		return cfg, logs;
+	end
+
+	it("is off by default", function()
+		assert.is_nil(read({}).tenant_base);
+	end);
+
+	it("takes ours, else Jitsi's, normalized; false turns Jitsi's off", function()
+		assert.equal("localhost", read({ conference_request_tenant_base = "LocalHost" }).tenant_base);
+		assert.equal("localhost", read({ muc_mapper_domain_base = "localhost" }).tenant_base);
+		assert.equal("localhost", read({ conference_request_tenant_base = "localhost",
+			muc_mapper_domain_base = "other.org" }).tenant_base);
+		assert.is_nil(read({ conference_request_tenant_base = false, muc_mapper_domain_base = "localhost" }).tenant_base);
+	end);
+
+	it("refuses a bad base naming the option; Jitsi's with no MUC under it only warns", function()
+		for _, v in ipairs({ 42, true, "", "a@b", "example.org" }) do
+			assert.has_error(function() read({ conference_request_tenant_base = v }); end);
+			local ok, err = pcall(read, { conference_request_tenant_base = v });
+			assert.is_false(ok);
+			assert.matches("invalid option conference_request_tenant_base", err, 1, true);
+		end
+		assert.has_error(function() read({ muc_mapper_domain_base = 42 }); end,
+			"invalid option muc_mapper_domain_base: expected a host name (string), got number");
+		local cfg, logs = read({ muc_mapper_domain_base = "v1.meet.jitsi" });
+		assert.is_nil(cfg.tenant_base);
+		assert.equal("warn", logs[1][1]);
+	end);
+end);
