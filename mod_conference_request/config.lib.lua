@@ -306,6 +306,28 @@ local function read()
 	cfg.max_waiters_per_room = number_option("conference_request_max_waiters_per_room", 10000, 1, true);
 	cfg.max_waiters = number_option("conference_request_max_waiters", 100000, 1, true);
 
+	-- Jitsi tenants (docs/protocol.md §2.1, tenant.lib): ours wins over Jitsi's global muc_mapper_domain_base;
+	-- conference_request_tenant_base = false turns them off even when Jitsi's is set.
+	do
+		local ours = module:get_option("conference_request_tenant_base");
+		local name, base = "conference_request_tenant_base", ours;
+		if ours == nil then name, base = "muc_mapper_domain_base", module:get_option("muc_mapper_domain_base"); end
+		if base ~= nil and base ~= false then
+			base = host_name(name, base);
+			local under = false;
+			for h in pairs(cfg.muc_hosts) do
+				if #h > #base + 1 and h:sub(-#base - 1) == "." .. base then under = true; end
+			end
+			if not under and name == "conference_request_tenant_base" then
+				fail(name, "no served MUC (conference_request_muc, _extra_mucs) is a <prefix>.%s", base);
+			elseif not under then
+				module:log("warn", "muc_mapper_domain_base %s: no served MUC is a <prefix>.%s, tenants not served", base, base);
+				base = nil;
+			end
+			cfg.tenant_base = base or nil;
+		end
+	end
+
 	-- Rate limits (docs/protocol.md §2.3, ratelimit.lib).
 	-- cfg.rate_limits = false (all off) or { requests = { rate, burst } | false,
 	-- creations = { rate, burst } | false, max_clients = n, xmpp_by_ip = "anonymous" | true | false }.

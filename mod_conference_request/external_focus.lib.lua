@@ -422,7 +422,8 @@ local function new(cfg, registry, _, conditions)
 
 	-- Notification (single flight) -------------------------------------------------------------
 	local function conference_element(room_jid, request)
-		local el = st.stanza("conference", { xmlns = NS, room = room_jid,
+		-- a tenant room goes as the client sent it (service.lib: request.client_room), as client_proxy does
+		local el = st.stanza("conference", { xmlns = NS, room = request.client_room or room_jid,
 			["machine-uid"] = request.machine_uid, ["session-id"] = request.session_id, token = request.token });
 		local props = request.properties;
 		if props then
