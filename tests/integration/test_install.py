@@ -137,7 +137,7 @@ def openmetrics_server(name, env_extra):
 
 def readme_metrics():
     text = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
-    block = text.split("- **Metrics**", 1)[1].split("\n- **", 1)[0]
+    block = text.split("- **Metrics**", 1)[1].split("Counters and gauges are", 1)[0]
     return set(re.findall(r"`([a-z_<>]+)`", block))
 
 
@@ -212,6 +212,17 @@ def test_openmetrics_scrape_external_focus():
         got = {k: after.get(k) for k in expected}
         assert got == expected, after
         assert after["focus_time_to_ready_seconds_sum"] > 0
+        # the README's list and the exported families agree, both ways
+        patterns = {n: re.compile("^" + re.sub(r"<\w+>", r"[a-z_]+", n) + "(_total|_seconds_\\w+)?$")
+                    for n in readme_metrics() if n not in ("xmpp", "http", "ready", "not_ready", "error",
+                                                           "ready_now", "timeout", "no_focus",
+                                                           "not_authorized", "focus_error", "rate_limited",
+                                                           "bounded", "cancelled", "_", "-")}
+        exported = {k for k in after if not k.endswith("_created")}
+        for name, pattern in patterns.items():
+            assert any(pattern.match(k) for k in exported), (name, sorted(exported))
+        for k in exported:
+            assert any(p.match(k) for p in patterns.values()), (k, sorted(patterns))
     finally:
         stop_server(srv)
 
