@@ -67,7 +67,7 @@ def test_make_install_destdir_is_a_plugin_directory_prosody_serves_from():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def test_luarocks_make_into_a_tree_prosody_serves_from():
+def test_luarocks_make_into_a_tree_and_prosodyctl_install_prosody_serves_from():
     """The rockspec builds from a clean copy of the sources (native/*.c with LuaRocks' flags)
     and installs into a tree; Prosody with plugin_paths = { tree } finds
     share/lua/5.4/mod_conference_request/ there (as with prosodyctl install's tree)."""
@@ -95,6 +95,35 @@ def test_luarocks_make_into_a_tree_prosody_serves_from():
             serves_both_doors(srv)
             shown = srv.shell('module:info("conference_request", "focus.localhost")')
             assert installed in shown, shown
+        finally:
+            stop_server(srv)
+
+        # prosodyctl install: the rock packed from that tree, installed by prosodyctl (luarocks
+        # --tree <installer_plugin_path>) into a Prosody whose plugin_paths has no copy of it.
+        # installer_plugin_path is set: its default is under Prosody's compiled-in data dir
+        # (/var/lib/prosody/custom_plugins), which every Prosody on the machine searches first.
+        out = subprocess.run(["luarocks", "--lua-version", "5.4", "pack", "mod_conference_request",
+                              "--tree", tree], cwd=tmp, capture_output=True, text=True)
+        assert out.returncode == 0, out.stdout + out.stderr
+        (rock,) = [f for f in os.listdir(tmp) if f.endswith(".rock")]
+        custom = os.path.join(tmp, "custom_plugins")
+        empty = os.path.join(tmp, "empty")
+        os.makedirs(empty)
+        glob = os.path.join(tmp, "global.cfg.lua")
+        with open(glob, "w") as f:
+            f.write('installer_plugin_path = "%s"\n' % custom)
+
+        def install(config):
+            done = subprocess.run(["prosodyctl", "--config", config, "install", os.path.join(tmp, rock)],
+                                  capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0 and "is now installed in %s" % custom in done.stdout, \
+                done.stdout + done.stderr
+        srv, _ = start_server("prosodyctl-install", before_start=install,
+                              env_extra={"CR_PLUGIN_PATHS": empty, "CR_GLOBAL_CONFIG": glob})
+        try:
+            serves_both_doors(srv)
+            shown = srv.shell('module:info("conference_request", "focus.localhost")')
+            assert os.path.join(custom, "share", "lua", "5.4", "mod_conference_request") in shown, shown
         finally:
             stop_server(srv)
     finally:
