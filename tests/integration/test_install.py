@@ -1,6 +1,7 @@
 """Installed copies of the module (issue 14): `make install DESTDIR=…` and `luarocks make --tree …`,
 each then loaded by a real Prosody whose plugin_paths is only the installed directory (genconf.sh's
-CR_PLUGIN_PATHS), serving both doors; and the metrics of README "Operating it" as a scrape of
+CR_PLUGIN_PATHS), and `prosodyctl install` of the packed rock into a temporary
+installer_plugin_path, each serving both doors; and the metrics of README "Operating it" as a scrape of
 Prosody's own `/metrics` (mod_http_openmetrics) shows them, with the values the test caused."""
 import asyncio
 import os
