@@ -8,6 +8,8 @@
 #   make bench-profile  Prosody's instructions per request under callgrind (tests/bench/profile.sh)
 #   make bench-jwt  cost of one JWT verification per algorithm in the C core (tests/bench/jwtbench.c)
 #   make lint       luacheck
+#   make install    the module directory (Lua files + .so) into $(DESTDIR)$(PLUGINDIR) (README "Install")
+#   make uninstall  removes what `make install` put there
 #   make fuzz       libFuzzer harnesses tests/fuzz/fuzz_*.c, FUZZ_SECONDS (60) each (tests/fuzz/README.md)
 #   make clean
 
@@ -29,16 +31,23 @@ CORE_OBJ  = $(CORE_SRC:native/%.c=$(BUILD)/%.o)
 CORE_LIB  = $(BUILD)/libcr.a
 SO        = mod_conference_request/conference_request_native.so
 
+# `make install`: mod_conference_request/ (its Lua files and the .so together) into a directory on
+# Prosody's plugin_paths. The rockspec's make build passes PLUGINDIR=$(LUADIR) of the LuaRocks tree.
+PREFIX    ?= /usr/local
+PLUGINDIR ?= $(PREFIX)/lib/prosody/modules
+MOD_DIR   = $(DESTDIR)$(PLUGINDIR)/mod_conference_request
+MOD_LUA   = $(wildcard mod_conference_request/*.lua)
+
 CTEST_SRC = $(wildcard tests/c/test_*.c)
 CTEST_BIN = $(CTEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
 
 # Debian packages this project needs (build, run, test). `make deps` installs the missing ones.
 APT_PACKAGES = gcc make pkg-config libexpat1-dev libjansson-dev lua5.4 liblua5.4-dev prosody \
                lua-busted lua-check python3-slixmpp python3-pytest curl valgrind wrk \
-               libssl-dev openssl clang libclang-rt-14-dev
+               libssl-dev openssl clang libclang-rt-14-dev luarocks
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps run test test-c test-lua test-integration check-asan asan-run bench bench-profile bench-jwt lint clean clean-build \
+.PHONY: all install uninstall deps run test test-c test-lua test-integration check-asan asan-run bench bench-profile bench-jwt lint clean clean-build \
         fuzz fuzz-build
 .DELETE_ON_ERROR:
 
@@ -97,6 +106,15 @@ fuzz-build: $(FUZZ_BIN)
 
 fuzz: deps $(FUZZ_BIN)
 	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_WORK=$(FUZZ_BUILD) tests/fuzz/run.sh $(FUZZ_BIN)
+
+install: all
+	install -d '$(MOD_DIR)'
+	install -m 644 $(MOD_LUA) '$(MOD_DIR)/'
+	install -m 755 $(SO) '$(MOD_DIR)/'
+
+uninstall:
+	rm -f $(foreach f,$(notdir $(MOD_LUA) $(SO)),'$(MOD_DIR)/$(f)')
+	-rmdir '$(MOD_DIR)' 2>/dev/null
 
 deps:
 	@missing=$$(for p in $(APT_PACKAGES) $(EXTRA_APT); do \

@@ -1,4 +1,4 @@
--- auth.lib.lua: who may create a room (SPEC §5), `conference_request_auth = "none" | "xmpp" | "jwt"`.
+-- auth.lib.lua: who may create a room (docs/protocol.md §5), `conference_request_auth = "none" | "xmpp" | "jwt"`.
 --
 --   local auth = module:require "auth".new(cfg.auth, native)
 --   auth.check(request, requester, room_jid) -> nil | refusal   (service.lib, before the focus)
@@ -54,7 +54,7 @@ local function new(opts, native, clock)
 	local mode = opts.mode;
 	local now = clock or st_time.monotonic;
 
-	-- What the answers say (SPEC §2.2): authentication always, externalAuth when auth is on.
+	-- What the answers say (docs/protocol.md §2.2): authentication always, externalAuth when auth is on.
 	function auth.codec_config(codec_config)
 		codec_config.authentication = mode ~= "none";
 		if mode ~= "none" then codec_config.external_auth = mode == "jwt"; end
@@ -179,7 +179,7 @@ local function new(opts, native, clock)
 		if session then
 			touch(session);
 		end
-		-- HTTP requests have no JID: they are guests, a valid session does not change that (SPEC §5).
+		-- HTTP requests have no JID: they are guests, a valid session does not change that (docs/protocol.md §5).
 		if session and full then
 			requester.session = session;
 			remembered:set(full, session.id);

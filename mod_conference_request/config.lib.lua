@@ -1,4 +1,4 @@
--- config.lib.lua: reads and validates every option of mod_conference_request (SPEC §1).
+-- config.lib.lua: reads and validates every option of mod_conference_request (README "Configuration").
 -- A bad value raises an error naming the option: the module then refuses to load and Prosody
 -- logs why. Prosody 0.12 has no get_option_integer/enum, so ranges and types are checked here.
 
@@ -72,7 +72,7 @@ local function read_file(name, path)
 	return text;
 end
 
--- conference_request_auth and its options (SPEC §5); auth.lib does the rest.
+-- conference_request_auth and its options (docs/protocol.md §5); auth.lib does the rest.
 local function read_auth(cfg)
 	local a = {};
 	local mode = module:get_option("conference_request_auth", "none");
@@ -129,6 +129,87 @@ local function read_auth(cfg)
 		if cfg.limits.max_token then a.jwt.max_token = cfg.limits.max_token; end
 	end
 	return a;
+end
+
+-- conference_request_visitors (docs/protocol.md §6, visitors.lib). nil when the option is absent.
+local visitors_keys = { enabled = true, nodes = true, max_participants = true, pending_window = true,
+	enable_live_room = true, require_room_flag = true, ignore_domains = true };
+local function read_visitors(cfg)
+	local name = "conference_request_visitors";
+	local value = module:get_option(name);
+	if value == nil then return nil; end
+	if type(value) ~= "table" then fail(name, "expected a table, got %s", type(value)); end
+	for k in pairs(value) do
+		if not visitors_keys[k] then
+			fail(name, "unknown key %s (known: enabled, nodes, max_participants, pending_window, enable_live_room, "
+				.. "require_room_flag, ignore_domains)", tostring(k));
+		end
+	end
+	local v = {};
+	local function flag(k, default)
+		local x = value[k];
+		if x == nil then return default; end
+		if type(x) ~= "boolean" then fail(name, "%s must be true or false, got %s", k, tostring(x)); end
+		return x;
+	end
+	local function num(k, default, min, whole)
+		local x = value[k];
+		if x == nil then return default; end
+		if type(x) ~= "number" or x ~= x or x < min or x == math.huge or (whole and x ~= math.floor(x)) then
+			fail(name, "%s must be a %s ≥ %s, got %s", k, whole and "whole number" or "number", tostring(min), tostring(x));
+		end
+		return whole and math.tointeger(x) or x;
+	end
+	v.enabled = flag("enabled", false);
+	v.enable_live_room = flag("enable_live_room", false);
+	v.require_room_flag = flag("require_room_flag", false);
+	v.max_participants = num("max_participants", 50, 1, true);
+	v.pending_window = num("pending_window", 60, 0);
+	local domains = value.ignore_domains or {};
+	if type(domains) ~= "table" then fail(name, "ignore_domains must be a list of domains, got %s", type(domains)); end
+	v.ignore_domains = {};
+	for i, d in ipairs(domains) do
+		v.ignore_domains[i] = host_name(name .. ".ignore_domains", d);
+	end
+	local nodes = value.nodes or {};
+	if type(nodes) ~= "table" then fail(name, "nodes must be a list of { id, focus_jid, weight, capacity }, got %s", type(nodes)); end
+	v.nodes = {};
+	local seen = {};
+	for i, node in ipairs(nodes) do
+		if type(node) ~= "table" then fail(name, "nodes[%d] must be a table, got %s", i, type(node)); end
+		for k in pairs(node) do
+			if k ~= "id" and k ~= "focus_jid" and k ~= "weight" and k ~= "capacity" then
+				fail(name, "nodes[%d]: unknown key %s (known: id, focus_jid, weight, capacity)", i, tostring(k));
+			end
+		end
+		local id = node.id;
+		if type(id) ~= "string" or not id:match("^[%w._-]+$") or #id > 64 then
+			fail(name, "nodes[%d].id must be a name of letters, digits, '.', '_' or '-' (at most 64), got %s", i, tostring(id));
+		end
+		if seen[id] then fail(name, "nodes[%d].id %q is used twice", i, id); end
+		seen[id] = true;
+		local fj = node.focus_jid;
+		if type(fj) ~= "string" or not jid.prep(fj) or jid.resource(fj) or not jid.node(fj) then
+			fail(name, "nodes[%d].focus_jid must be a bare JID such as focus@%s.meet.jitsi, got %s", i, id, tostring(fj));
+		end
+		local weight = node.weight == nil and 1 or node.weight;
+		if type(weight) ~= "number" or weight ~= weight or weight <= 0 or weight == math.huge then
+			fail(name, "nodes[%d].weight must be a number > 0, got %s", i, tostring(weight));
+		end
+		local capacity = node.capacity == nil and 500 or node.capacity;
+		if type(capacity) ~= "number" or capacity ~= capacity or capacity == math.huge or capacity < 1
+		or capacity ~= math.floor(capacity) then
+			fail(name, "nodes[%d].capacity must be a whole number ≥ 1, got %s", i, tostring(capacity));
+		end
+		v.nodes[i] = { id = id, focus_jid = jid.prep(fj), weight = weight, capacity = math.tointeger(capacity) };
+	end
+	for k in pairs(nodes) do
+		if math.type(k) ~= "integer" or k < 1 or k > #v.nodes then fail(name, "nodes must be a list, found key %s", tostring(k)); end
+	end
+	if v.enabled and not cfg.focus and #v.nodes == 0 then
+		fail(name, "enabled with the built-in focus needs at least one node in nodes");
+	end
+	return v;
 end
 
 -- Codec limits an operator may lower or raise (native README, native.codec).
@@ -225,7 +306,29 @@ local function read()
 	cfg.max_waiters_per_room = number_option("conference_request_max_waiters_per_room", 10000, 1, true);
 	cfg.max_waiters = number_option("conference_request_max_waiters", 100000, 1, true);
 
-	-- Rate limits (SPEC §2.3, ratelimit.lib).
+	-- Jitsi tenants (docs/protocol.md §2.1, tenant.lib): ours wins over Jitsi's global muc_mapper_domain_base;
+	-- conference_request_tenant_base = false turns them off even when Jitsi's is set.
+	do
+		local ours = module:get_option("conference_request_tenant_base");
+		local name, base = "conference_request_tenant_base", ours;
+		if ours == nil then name, base = "muc_mapper_domain_base", module:get_option("muc_mapper_domain_base"); end
+		if base ~= nil and base ~= false then
+			base = host_name(name, base);
+			local under = false;
+			for h in pairs(cfg.muc_hosts) do
+				if #h > #base + 1 and h:sub(-#base - 1) == "." .. base then under = true; end
+			end
+			if not under and name == "conference_request_tenant_base" then
+				fail(name, "no served MUC (conference_request_muc, _extra_mucs) is a <prefix>.%s", base);
+			elseif not under then
+				module:log("warn", "muc_mapper_domain_base %s: no served MUC is a <prefix>.%s, tenants not served", base, base);
+				base = nil;
+			end
+			cfg.tenant_base = base or nil;
+		end
+	end
+
+	-- Rate limits (docs/protocol.md §2.3, ratelimit.lib).
 	-- cfg.rate_limits = false (all off) or { requests = { rate, burst } | false,
 	-- creations = { rate, burst } | false, max_clients = n, xmpp_by_ip = "anonymous" | true | false }.
 	do
@@ -273,9 +376,12 @@ local function read()
 	end
 	-- (end of rate limits)
 
-	-- Authentication (SPEC §5, auth.lib).
+	-- Authentication (docs/protocol.md §5, auth.lib).
 	cfg.auth = read_auth(cfg);
 	-- (end of authentication)
+
+	-- Visitors (docs/protocol.md §6, visitors.lib).
+	cfg.visitors = read_visitors(cfg);
 
 	return cfg;
 end

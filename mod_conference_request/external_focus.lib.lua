@@ -1,4 +1,4 @@
--- external_focus.lib.lua: the external focus (SPEC §4 "External", issue #3), e.g. jicofo.
+-- external_focus.lib.lua: the external focus (docs/protocol.md §4.3, issue #3), e.g. jicofo.
 --
 -- The module stands where Jitsi's client_proxy component stands:
 --   * it learns the focus's online resources from the presence the focus sends to the module's
@@ -17,7 +17,8 @@
 -- into answers through the `respond` callbacks of service.lib.
 --
 -- Same interface as focus.lib (built-in): new(cfg, registry, metrics, conditions) -> { start, stop,
--- save, restore, request, rooms, answer, muc_api, focus_resources, counts }.
+-- save, restore, request, rooms, answer, muc_api, focus_resources, counts } and forward (visitors.lib:
+-- one request forwarded, the focus's answer relayed to its requester).
 
 local st = require "util.stanza";
 local jid = require "util.jid";
@@ -58,7 +59,7 @@ local function new(cfg, registry, _, conditions)
 	local unbind_hooked = {};   -- user host -> true once resource-unbind is hooked
 	local by_session = setmetatable({}, { __mode = "k" }); -- c2s session -> { [waiter] = true }
 	-- room jid -> properties of the request that notified the focus, until the MUC room exists
-	-- (SPEC §3: the creating request's properties become room._data.conference_properties)
+	-- (docs/protocol.md §3: the creating request's properties become room._data.conference_properties)
 	local first_properties = {};
 	local last_no_focus_warning = -math.huge;
 
@@ -421,7 +422,8 @@ local function new(cfg, registry, _, conditions)
 
 	-- Notification (single flight) -------------------------------------------------------------
 	local function conference_element(room_jid, request)
-		local el = st.stanza("conference", { xmlns = NS, room = room_jid,
+		-- a tenant room goes as the client sent it (service.lib: request.client_room), as client_proxy does
+		local el = st.stanza("conference", { xmlns = NS, room = request.client_room or room_jid,
 			["machine-uid"] = request.machine_uid, ["session-id"] = request.session_id, token = request.token });
 		local props = request.properties;
 		if props then
@@ -452,7 +454,7 @@ local function new(cfg, registry, _, conditions)
 			condition, text = "internal-server-error", "the focus answered: " .. text;
 		end
 		-- Application children of <error> (<reservation-error/>, <session-invalid/>) reach every
-		-- waiter intact (SPEC §5); the doors render them (xmpp.lib: copied; http.lib: session-invalid).
+		-- waiter intact (docs/protocol.md §5); the doors render them (xmpp.lib: copied; http.lib: session-invalid).
 		local result = { condition = condition, text = text };
 		local error_el = from_focus:get_child("error");
 		for _, child in ipairs(error_el and error_el.tags or {}) do
@@ -498,7 +500,7 @@ local function new(cfg, registry, _, conditions)
 			outcome("ready_now");
 			return respond(answer(room_jid, true));
 		end
-		-- The module's decision comes first (SPEC §5): a guest never makes the focus create a room.
+		-- The module's decision comes first (docs/protocol.md §5): a guest never makes the focus create a room.
 		if requester.may_create == false and state ~= "pending" then
 			outcome("not_authorized");
 			return respond({ condition = "not-authorized", text = "not allowed to create the conference" });
@@ -545,6 +547,82 @@ local function new(cfg, registry, _, conditions)
 		w.id = wid;
 		bind_client(w, requester);
 		ensure_ticker();
+	end
+
+	-- Visitors (visitors.lib): one request forwarded as it is (client_proxy form) and the focus's
+	-- answer relayed to that requester only: vnode, focusjid, ready, session-id, identity,
+	-- visitors-supported, live. No focus online, or no answer: ready=false (the client retries).
+	function ext.forward(room_jid, request, requester, respond)
+		local n = #resources;
+		if n == 0 or stopped then
+			outcome("no_focus");
+			return respond(answer(room_jid, false));
+		end
+		local requester_jid = requester.jid or (requester.origin and requester.origin.full_jid);
+		local from = requester_jid and (module.host .. "/" .. requester_jid) or module.host;
+		local iq = st.iq({ type = "set", id = "cr-" .. id.short(), from = from, to = focus_bare .. "/" .. resources[math.random(n)] })
+			:add_child(conference_element(room_jid, request));
+		local function relay(reply)
+			local conf = reply and reply.stanza and reply.stanza:get_child("conference", NS);
+			if not conf then
+				outcome("forward_empty");
+				return respond(answer(room_jid, false));
+			end
+			local result = answer(room_jid, conf.attr.ready == "true");
+			local fj = conf.attr.focusjid and jid.prep(conf.attr.focusjid);
+			if fj and not jid.resource(fj) then result.focus_jid = fj; end
+			local vnode = conf.attr.vnode;
+			if vnode and vnode ~= "" then result.vnode = vnode; end
+			local sid = conf.attr["session-id"];
+			if sid and sid ~= "" then result.session_id = sid; end
+			local identity = conf.attr.identity;
+			if identity and identity ~= "" then result.identity = identity; end
+			for prop in conf:childtags("property") do
+				local name, value = prop.attr.name, prop.attr.value;
+				if name == "visitors-supported" then
+					result.visitors_supported = value == "true";
+				elseif name == "live" and value == "false" then
+					result.live_queue = true;
+				end
+			end
+			outcome("forwarded");
+			return respond(result);
+		end
+		local function failed(err)
+			local stanza = type(err) == "table" and err.context and err.context.stanza;
+			local condition = type(err) == "table" and err.condition or tostring(err);
+			if not stanza or unreachable[condition] then
+				outcome("forward_unanswered");
+				return respond(answer(room_jid, false));
+			end
+			local result = { condition = condition, text = err.text or ("the focus refused the conference (" .. condition .. ")") };
+			if not relayable(conditions, condition) then
+				result.condition, result.text = "internal-server-error", "the focus answered: " .. result.text;
+			end
+			local error_el = stanza:get_child("error");
+			for _, child in ipairs(error_el and error_el.tags or {}) do
+				if child.attr.xmlns ~= "urn:ietf:params:xml:ns:xmpp-stanzas" then
+					if child.name == "session-invalid" then result.session_invalid = true; end
+					result.extra = result.extra or {};
+					table.insert(result.extra, st.clone(child));
+				end
+			end
+			outcome("forward_error");
+			return respond(result);
+		end
+		module:send_iq(iq, nil, math.max(ready_wait, 5) + 5):next(function(reply)
+			local ok, fault = pcall(relay, reply);
+			if not ok then
+				module:log("error", "relaying the focus's answer for %s: %s", room_jid, tostring(fault));
+				respond({ condition = "internal-server-error", text = "could not relay the focus's answer" });
+			end
+		end, function(err)
+			local ok, fault = pcall(failed, err);
+			if not ok then
+				module:log("error", "relaying the focus's error for %s: %s", room_jid, tostring(fault));
+				respond({ condition = "internal-server-error", text = "could not relay the focus's answer" });
+			end
+		end);
 	end
 
 	-- For operators: room, state, waiters, stored properties.

@@ -1,5 +1,5 @@
--- focus.lib.lua: the built-in focus (SPEC §4 "Built-in") and the MUC tracking that keeps the
--- C registry a mirror of the served MUC hosts (SPEC §3).
+-- focus.lib.lua: the built-in focus (docs/protocol.md §4.1) and the MUC tracking that keeps the
+-- C registry a mirror of the served MUC hosts (docs/protocol.md §3).
 --
 -- A room that exists in the MUC is ready. A missing room is created through mod_muc's API
 -- (create_room: no presence, so restrict_room_creation does not apply), the creating request's
@@ -304,7 +304,7 @@ local function new(cfg, registry, metrics)
 			track(room_jid);
 			return respond(answer(room_jid, true));
 		end
-		-- Only requesters auth.lib allowed may create (SPEC §5); guests join existing rooms only.
+		-- Only requesters auth.lib allowed may create (docs/protocol.md §5); guests join existing rooms only.
 		if requester.may_create == false then return respond(err("not-authorized", "not allowed to create the conference")); end
 		local limited = requester.creation_limited and requester.creation_limited(requester);
 		if limited then return respond(limited); end
@@ -382,7 +382,7 @@ local function new(cfg, registry, metrics)
 		end
 	end
 
-	-- Unload: nobody will answer parked requests any more; they get ready=false (SPEC §8). Parked
+	-- Unload: nobody will answer parked requests any more; they get ready=false (docs/protocol.md §8). Parked
 	-- rooms are destroyed unless the module is being reloaded (nobody else knows them).
 	function focus.stop()
 		local rooms = {};

@@ -1,4 +1,4 @@
--- http.lib.lua: the HTTP door (SPEC §2.4) on Prosody's HTTP server.
+-- http.lib.lua: the HTTP door (docs/protocol.md §2.4) on Prosody's HTTP server.
 --
 --   POST    /conference-request/v1          JSON request in, JSON answer out
 --   OPTIONS /conference-request/v1          CORS preflight
@@ -13,7 +13,7 @@
 
 local json = require "util.json";
 
-local function new(cfg, native, codec, service, metrics, registry, focus)
+local function new(cfg, native, codec, service, metrics, registry, focus, visitors)
 	local conditions = native.conditions;
 	local started = os.time();
 
@@ -199,8 +199,20 @@ local function new(cfg, native, codec, service, metrics, registry, focus)
 		response.headers.content_type = "application/json";
 		response.headers.cache_control = "no-store";
 		cors(request, response);
+		local vis;
+		if visitors then -- per-node figures (docs/protocol.md §6, visitors.lib)
+			local s = visitors.status();
+			local nodes = {};
+			for i, n in ipairs(s.nodes) do
+				nodes[i] = { id = n.id, healthy = n.healthy, load = n.load, visitors = n.visitors, pending = n.pending,
+					capacity = n.capacity, weight = n.weight, rooms = type(n.rooms) == "table" and #n.rooms or n.rooms };
+			end
+			vis = { redirects = s.counts.redirects, queued = s.counts.queued, forwarded = s.counts.forwarded,
+				choice = { reuse = s.counts.reuse, hash = s.counts.hash, least_loaded = s.counts.least_loaded,
+					none = s.counts.none }, nodes = nodes };
+		end
 		return json.encode({
-			status = "ok",
+			status = "ok", visitors = vis,
 			uptime = os.time() - started,
 			rooms = stats.rooms, rooms_ready = stats.ready, rooms_pending = stats.pending, waiters = stats.waiters,
 			requests = counts.requests, answers_ready = counts.ready, answers_not_ready = counts.not_ready,

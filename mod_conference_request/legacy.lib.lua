@@ -1,5 +1,5 @@
 -- legacy.lib.lua: the legacy jabber:iq:conference protocol (jabberd 1.x "conference-0.4") on the
--- MUC host, SPEC §7. A legacy participant is a real MUC occupant: its join is a XEP-0045 presence
+-- MUC host, docs/protocol.md §7. A legacy participant is a real MUC occupant: its join is a XEP-0045 presence
 -- from its own full JID that the MUC host's own presence handling processes (room creation rules,
 -- passwords, bans, members-only, nick conflicts all stay Prosody's). What is legacy-specific:
 --   * the iq get/set in jabber:iq:conference (payload parsed by the C core), browse of a room;
@@ -69,6 +69,7 @@ local function read_options()
 		max_outsiders = whole("conference_request_legacy_max_outsiders", 10000, 1, 10000000),
 		max_status = whole("conference_request_legacy_max_status", 1023, 0, 65535),
 		outsiders_budget = whole("conference_request_legacy_outsiders_budget", 1048576, 1024, 1073741824),
+		gc1 = bool("conference_request_legacy_gc1", true),
 	};
 end
 
@@ -111,6 +112,12 @@ local function new(muc_host, native, opts)
 		measure_error();
 		return reply;
 	end
+
+	-- Discovery of the service and its rooms, groupchat 1.0 joins (legacy_discovery/gc1.lib)
+	local discovery = module:require "legacy_discovery".new(muc_host, muc_api, states,
+		error_reply);
+	local gc1 = opts.gc1 and module:require "legacy_gc1".new(muc_host, muc_api,
+		function(condition) return legacy_codes[condition]; end, discovery.mark_creation);
 
 	local function privacy_allowed(room)
 		return opts.privacy_everywhere or room._data.legacy_privacy == true;
@@ -533,7 +540,10 @@ local function new(muc_host, native, opts)
 		and not stanza:get_child("x", NS_MUC) then
 			local muc = muc_api();
 			local room = muc and muc.get_room_from_jid(room_jid);
-			return not (room and room:get_occupant_jid(from));
+			if room and room:get_occupant_jid(from) then return false; end
+			-- a groupchat 1.0 join: its session's later errors get codes too
+			if t == nil and origin and origin.type == "c2s" then legacy_sessions[origin] = true; end
+			return true;
 		end
 		return false;
 	end
@@ -582,6 +592,8 @@ local function new(muc_host, native, opts)
 			ctx:hook(name, on_stanza_coded, 20);
 		end
 		rooms.hook(ctx);
+		discovery.hook();
+		if gc1 then gc1.hook(); end
 		module:log("debug", "legacy jabber:iq:conference served on %s", muc_host);
 	end
 	if prosody.hosts[muc_host] then
@@ -594,6 +606,7 @@ local function new(muc_host, native, opts)
 
 	local function stop()
 		rooms.stop();
+		discovery.stop();
 		outsiders.clear();
 	end
 

@@ -1,5 +1,5 @@
 -- legacy_outsiders.lib.lua: what the legacy door remembers of presence sent to a bare room by
--- somebody who is not in it (jabberd's "availability tracker", SPEC §7): when that JID later enters
+-- somebody who is not in it (jabberd's "availability tracker", docs/protocol.md §7): when that JID later enters
 -- the room with a legacy set, its MUC join carries the remembered <show/> and <status/>.
 --
 -- Anyone may send such presence (an anonymous guest, a remote server), so what is kept is small

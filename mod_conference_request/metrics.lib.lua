@@ -1,4 +1,4 @@
--- metrics.lib.lua: counters through module:measure (SPEC §8) and the plain counters the health
+-- metrics.lib.lua: counters through module:measure (docs/protocol.md §8) and the plain counters the health
 -- route shows. Metric objects are created once per name and cached (statsmanager keeps one
 -- family per name).
 

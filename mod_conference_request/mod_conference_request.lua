@@ -1,4 +1,4 @@
--- mod_conference_request: answers Jitsi conference requests inside Prosody (SPEC §1-§4, §8).
+-- mod_conference_request: answers Jitsi conference requests inside Prosody (docs/protocol.md §1-§4, §8).
 --
 --   Component "conference.example.com" "muc"
 --   Component "focus.example.com" "conference_request"
@@ -7,8 +7,8 @@
 -- This file only wires things: options (config.lib), the native core, the doors (xmpp.lib,
 -- http.lib), the request flow (service.lib), the built-in focus and MUC tracking (focus.lib) or
 -- the external focus (external_focus.lib, when conference_request_focus is set), owner rights
--- granted by the built-in focus (moderation.lib), rate limits (ratelimit.lib), metrics (metrics.lib)
--- and operator commands (shell.lib).
+-- granted by the built-in focus (moderation.lib), rate limits (ratelimit.lib), visitor nodes
+-- (visitors.lib), metrics (metrics.lib) and operator commands (shell.lib).
 
 local st = require "util.stanza";
 
@@ -33,7 +33,7 @@ local codec_config = {
 	stanza_mt = st.stanza_mt,
 };
 for k, v in pairs(cfg.limits) do codec_config[k] = v; end
--- Authentication (SPEC §5, auth.lib): who may create; authentication/externalAuth in the answers.
+-- Authentication (docs/protocol.md §5, auth.lib): who may create; authentication/externalAuth in the answers.
 local auth = module:require "auth".new(cfg.auth, native);
 auth.codec_config(codec_config);
 local codec = native.codec(codec_config);
@@ -45,26 +45,33 @@ local registry = native.registry({
 
 local metrics = module:require "metrics".new(registry);
 local focus, moderation;
-if cfg.focus then -- external focus, e.g. jicofo (SPEC §4 "External", external_focus.lib)
+if cfg.focus then -- external focus, e.g. jicofo (docs/protocol.md §4.3, external_focus.lib)
 	focus = module:require "external_focus".new(cfg, registry, metrics, native.conditions);
 else
 	focus = module:require "focus".new(cfg, registry, metrics);
-	-- owner rights in the rooms the built-in focus serves (SPEC §4 "Moderation")
+	-- owner rights in the rooms the built-in focus serves (docs/protocol.md §4.2)
 	moderation = module:require "moderation".new(cfg, auth);
 	-- an occupant already in the room that becomes authenticated is made owner then (jicofo)
 	auth.on_authenticated = moderation.authenticated;
 end
 local ratelimit = module:require "ratelimit".new(cfg, metrics);
-local service = module:require "service".new(cfg, focus, metrics, registry, ratelimit, auth);
+-- Visitors (docs/protocol.md §6, visitors.lib): live queue and redirects to visitor nodes, when enabled.
+local visitors;
+if cfg.visitors and cfg.visitors.enabled then
+	visitors = module:require "visitors".new(cfg.visitors, { native = native, forward = focus.forward,
+		main_muc = cfg.muc, focus = cfg.focus, focus_jid = cfg.focus_jid, max_rooms = cfg.max_rooms });
+end
+local service = module:require "service".new(cfg, focus, metrics, registry, ratelimit, auth, visitors);
 module:require "xmpp".new(native, codec, service);
 if cfg.http then
-	module:require "http".new(cfg, native, codec, service, metrics, registry, focus);
+	module:require "http".new(cfg, native, codec, service, metrics, registry, focus, visitors);
 end
-local shell = module:require "shell".new(focus, registry, metrics);
--- Legacy jabber:iq:conference on the MUC host (SPEC §7, legacy.lib), unless turned off.
+local shell = module:require "shell".new(focus, registry, metrics, visitors);
+-- Legacy jabber:iq:conference on the MUC host (docs/protocol.md §7, legacy.lib), unless turned off.
 local legacy = legacy_lib and legacy_lib.new(cfg.muc, native, legacy_opts) or nil;
 
 focus.start();
+if visitors then visitors.start(); end
 if moderation then moderation.start(); end
 
 module:log("info", "serving conference requests for %s%s (%s focus, focusjid %s)%s", cfg.muc,
@@ -73,12 +80,13 @@ module:log("info", "serving conference requests for %s%s (%s focus, focusjid %s)
 	cfg.http and ", HTTP door on" or "");
 
 function module.save()
-	return { unjoined = focus.save(), auth = auth.save() };
+	return { unjoined = focus.save(), auth = auth.save(), visitors = visitors and visitors.save() };
 end
 
 function module.restore(state)
 	focus.restore(state and state.unjoined);
 	auth.restore(state and state.auth);
+	if visitors then visitors.restore(state and state.visitors); end
 end
 
 function module.unload()

@@ -1,4 +1,4 @@
--- moderation.lib.lua: owner rights granted by the built-in focus (SPEC §4 "Moderation").
+-- moderation.lib.lua: owner rights granted by the built-in focus (docs/protocol.md §4.2).
 --
 -- Only with the built-in focus (in external mode the focus, e.g. jicofo, decides and this library
 -- is not loaded), and only in the rooms created for a conference request (they carry

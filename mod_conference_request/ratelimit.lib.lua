@@ -1,4 +1,4 @@
--- ratelimit.lib.lua: per-client rate limits for both doors (SPEC §2.3, issue #9), one token
+-- ratelimit.lib.lua: per-client rate limits for both doors (docs/protocol.md §2.3, issue #9), one token
 -- bucket per client and kind:
 --
 --   requests   every conference request, checked by the door before the request is parsed;

@@ -1,4 +1,4 @@
--- service.lib.lua: the door-independent request flow (SPEC §2, §3).
+-- service.lib.lua: the door-independent request flow (docs/protocol.md §2, §3).
 --
 --   service.handle(request, requester, respond)
 --
@@ -12,10 +12,13 @@ local jid = require "util.jid";
 
 -- registry: the native registry (only :state is used here). ratelimit: ratelimit.lib (optional).
 -- auth: auth.lib (check before the focus, session fields added to the answer).
-local function new(cfg, focus, metrics, registry, ratelimit, auth)
+-- visitors: visitors.lib (optional: live queue, redirects; it calls focus.request itself).
+local function new(cfg, focus, metrics, registry, ratelimit, auth, visitors)
 	local service = {};
 	local limit_request = ratelimit and ratelimit.request;
 	local limit_creation = ratelimit and ratelimit.creation;
+	-- Jitsi tenants (docs/protocol.md §2.1, tenant.lib): nil unless a tenant base is configured.
+	local tenants = cfg.tenant_base and module:require "tenant".new(cfg.tenant_base, cfg.muc_hosts) or nil;
 
 	-- The doors ask this before parsing a request: nil, or an error result to answer (with
 	-- retry_after, seconds). The focus asks requester.creation_limited(requester) right before it
@@ -35,7 +38,8 @@ local function new(cfg, focus, metrics, registry, ratelimit, auth)
 	end
 	service.err = err;
 
-	-- Normalizes and checks the room; returns room, muc_host or nil, error.
+	-- Normalizes and checks the room; returns room, muc_host[, client_room] or nil, error.
+	-- client_room: the client's own (normalized) form of a tenant room; room is then the mapped one.
 	function service.check_room(raw)
 		if type(raw) ~= "string" or raw == "" then
 			return nil, err("bad-request", "missing 'room'");
@@ -48,9 +52,21 @@ local function new(cfg, focus, metrics, registry, ratelimit, auth)
 			return nil, err("jid-malformed", "'room' must be a bare JID of the form name@muc-host");
 		end
 		if not cfg.muc_hosts[host] then
+			local mapped, muc_host = nil, nil;
+			if tenants then mapped, muc_host = tenants.map(node, host); end
+			if mapped then return mapped .. "@" .. muc_host, muc_host, node .. "@" .. host; end
+			if mapped == false then return nil, err("jid-malformed", muc_host); end
 			return nil, err("item-not-found", ("'room' is not on a conference service of this server (%s)"):format(cfg.muc));
 		end
 		return node .. "@" .. host, host;
+	end
+
+	-- A copy: the external focus hands one answer table to many waiters.
+	local function tenants_answer(result, client_room)
+		local copy = {};
+		for k, v in pairs(result) do copy[k] = v; end
+		copy.room = client_room;
+		return copy;
 	end
 
 	local function flow(request, requester, respond)
@@ -59,14 +75,24 @@ local function new(cfg, focus, metrics, registry, ratelimit, auth)
 		-- is ~15K instructions, a fifth of the HTTP door's own cost). Both focus implementations
 		-- answer a ready room without looking at the host.
 		local raw = request.room;
-		local room, host = raw, nil;
+		local room, host, client_room = raw, nil, nil;
 		if not (type(raw) == "string" and registry:state(raw) == "ready") then
-			room, host = service.check_room(raw);
+			room, host, client_room = service.check_room(raw);
 			if not room then
 				return respond(host);
 			end
 		end
-		-- Token and session checks apply to every request, before the focus (SPEC §5).
+		if client_room then
+			-- a tenant room: served as `room`, answered in the client's form, forwarded to an
+			-- external focus in the client's form (as client_proxy forwards it)
+			request.client_room = client_room;
+			local plain = respond;
+			respond = function(result)
+				if result.room then result = tenants_answer(result, client_room); end
+				return plain(result);
+			end;
+		end
+		-- Token and session checks apply to every request, before the focus (docs/protocol.md §5).
 		if auth and auth.mode ~= "none" then
 			local refusal = auth.check(request, requester, room);
 			if refusal then return respond(refusal); end
@@ -74,6 +100,9 @@ local function new(cfg, focus, metrics, registry, ratelimit, auth)
 				local plain = respond;
 				respond = function(result) return plain(auth.decorate(result, requester)); end
 			end
+		end
+		if visitors then -- docs/protocol.md §6
+			return visitors.request(room, host, request, requester, respond, focus.request);
 		end
 		return focus.request(room, host, request, requester, respond);
 	end

@@ -3,8 +3,13 @@
 --
 --   conference_request:rooms([host])   rooms with state, waiters and stored properties
 --   conference_request:stats([host])   registry and request counters
+--   conference_request:nodes([host])   visitor nodes: health, load (visitors + pending), capacity, rooms
+--   conference_request:visitor_room(room [, host])   the nodes a room sends visitors to (visitors, pending)
+--   conference_request:node_down(id [, host]) / :node_up(id [, host])   mark a visitor node down / up
+--   conference_request:node_load(id, visitors [, room] [, host])   set a node's reported visitors, in
+--                                      total or in one room (trials, until nodes report themselves)
 
-local function new(focus, registry, metrics)
+local function new(focus, registry, metrics, visitors)
 	local shell_env = module:shared("/*/admin_shell/env");
 	local commands = shell_env.conference_request;
 	if type(commands) ~= "table" or not commands.instances then
@@ -63,7 +68,85 @@ local function new(focus, registry, metrics)
 		return true, ("%d instance(s)"):format(#list);
 	end
 
-	instances[module.host] = { focus = focus, registry = registry, metrics = metrics };
+	local function with_visitors(self, host)
+		local list, print = each_instance(self, host);
+		if not list then return nil, print; end
+		local out = {};
+		for _, entry in ipairs(list) do
+			if entry.inst.visitors then table.insert(out, entry); end
+		end
+		if #out == 0 then return nil, "visitors are not enabled (conference_request_visitors)"; end
+		return out, print;
+	end
+
+	function commands:nodes(host)
+		local list, print = with_visitors(self, host);
+		if not list then return false, print; end
+		local n = 0;
+		for _, entry in ipairs(list) do
+			local s = entry.inst.visitors.status();
+			print(("%s (%s focus): redirects=%d queued=%d forwarded=%d choice reuse=%d hash=%d least-loaded=%d none=%d")
+				:format(entry.host, s.mode, s.counts.redirects, s.counts.queued, s.counts.forwarded, s.counts.reuse,
+					s.counts.hash, s.counts.least_loaded, s.counts.none));
+			for _, node in ipairs(s.nodes) do
+				n = n + 1;
+				local rooms = node.rooms;
+				local room_text = type(rooms) == "table" and (#rooms .. (#rooms > 0 and (" " .. table.concat(rooms, " ")) or ""))
+					or tostring(rooms);
+				print(("  %s %s focus=%s weight=%s capacity=%d load=%d visitors=%d pending=%d rooms=%s"):format(node.id,
+					node.healthy and "up" or "DOWN", node.focus_jid, tostring(node.weight), node.capacity, node.load,
+					node.visitors, node.pending, room_text));
+			end
+		end
+		return true, ("%d node(s)"):format(n);
+	end
+
+	function commands:visitor_room(room, host)
+		local list, print = with_visitors(self, host);
+		if not list then return false, print; end
+		if type(room) ~= "string" then return false, "usage: visitor_room(room [, host])"; end
+		local n = 0;
+		for _, entry in ipairs(list) do
+			local per_node = entry.inst.visitors.room(room) or {};
+			local ids = {};
+			for id in pairs(per_node) do ids[#ids + 1] = id; end
+			table.sort(ids);
+			for _, id in ipairs(ids) do
+				n = n + 1;
+				print(("%s %s visitors=%d pending=%d"):format(room, id, per_node[id].visitors, per_node[id].pending));
+			end
+		end
+		return true, ("%d node(s) serve %s"):format(n, room);
+	end
+
+	local function mark(self, id, healthy, host)
+		local list, print = with_visitors(self, host);
+		if not list then return false, print; end
+		if type(id) ~= "string" then return false, "usage: node_down(id [, host]) / node_up(id [, host])"; end
+		for _, entry in ipairs(list) do
+			local ok, _, text = entry.inst.visitors.set_healthy(id, healthy);
+			if not ok then return false, ("%s: %s"):format(entry.host, text or "failed"); end
+		end
+		return true, ("node %s marked %s"):format(id, healthy and "up" or "down");
+	end
+	function commands:node_down(id, host) return mark(self, id, false, host); end
+	function commands:node_up(id, host) return mark(self, id, true, host); end
+
+	function commands:node_load(id, count, room, host)
+		local list, print = with_visitors(self, host);
+		if not list then return false, print; end
+		count = tonumber(count);
+		if type(id) ~= "string" or not count or count < 0 or count ~= math.floor(count) then
+			return false, "usage: node_load(id, visitors [, room] [, host])";
+		end
+		for _, entry in ipairs(list) do
+			local ok, _, text = entry.inst.visitors.set_load(id, math.tointeger(count), room);
+			if not ok then return false, ("%s: %s"):format(entry.host, text or "failed"); end
+		end
+		return true, ("node %s: %d visitor(s)%s"):format(id, count, room and (" in " .. room) or " in total");
+	end
+
+	instances[module.host] = { focus = focus, registry = registry, metrics = metrics, visitors = visitors };
 
 	return {
 		stop = function()

@@ -1,4 +1,4 @@
--- xmpp.lib.lua: the XMPP door (SPEC §2): <conference xmlns='http://jitsi.org/protocol/focus'/> in
+-- xmpp.lib.lua: the XMPP door (docs/protocol.md §2): <conference xmlns='http://jitsi.org/protocol/focus'/> in
 -- an IQ set to the module's host. Every IQ gets exactly one reply; every error carries <text>.
 
 local st = require "util.stanza";

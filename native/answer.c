@@ -1,4 +1,4 @@
-/* answer.c — the answer model (SPEC §2.2): the ordered property list, XML and JSON rendering. */
+/* answer.c — the answer model (docs/protocol.md §2.2): the ordered property list, XML and JSON rendering. */
 #include "cr.h"
 
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* condition.c — the one table: condition → XMPP name, XMPP error type, HTTP status (SPEC §2.3). */
+/* condition.c — the one table: condition → XMPP name, XMPP error type, HTTP status (docs/protocol.md §2.3). */
 #include "cr.h"
 
 #include <stdarg.h>

@@ -95,7 +95,7 @@ bool cr_buf_puts(cr_buf *b, const char *s);
 bool cr_buf_putc(cr_buf *b, char c);
 
 /* ---------------------------------------------------------------------------------------------
- * Limits and the request model (request.c), SPEC §2.1
+ * Limits and the request model (request.c), docs/protocol.md §2.1
  * ------------------------------------------------------------------------------------------- */
 typedef struct {
     size_t max_room;           /* bytes of room (3071) */
@@ -192,7 +192,7 @@ cr_condition cr_json_parse(const char *bytes, size_t len, const cr_limits *lim, 
                            cr_error *err);
 
 /* ---------------------------------------------------------------------------------------------
- * Answers (answer.c), SPEC §2.2
+ * Answers (answer.c), docs/protocol.md §2.2
  * ------------------------------------------------------------------------------------------- */
 typedef struct {
     const char *s; /* borrowed; NULL or len 0 = absent (for optional fields) */
@@ -251,7 +251,7 @@ bool cr_xml_escape(cr_buf *out, const char *s, size_t len);
 bool cr_json_escape(cr_buf *out, const char *s, size_t len);
 
 /* ---------------------------------------------------------------------------------------------
- * Room registry (registry.c), SPEC §3
+ * Room registry (registry.c), docs/protocol.md §3
  * ------------------------------------------------------------------------------------------- */
 typedef enum { CR_ROOM_ABSENT = 0, CR_ROOM_PENDING = 1, CR_ROOM_READY = 2 } cr_room_state;
 
@@ -310,7 +310,7 @@ bool cr_registry_next(const cr_registry *r, size_t *cursor, const char **room, s
                       cr_room_state *state, size_t *waiters);
 
 /* ---------------------------------------------------------------------------------------------
- * Legacy jabber:iq:conference payload (legacy.c), SPEC §7 — section owned by the legacy work
+ * Legacy jabber:iq:conference payload (legacy.c), docs/protocol.md §7 — section owned by the legacy work
  * ------------------------------------------------------------------------------------------- */
 #define CR_LEGACY_NS "jabber:iq:conference"
 
@@ -443,7 +443,7 @@ cr_condition cr_jwt_verify(const cr_jwt_verifier *v, const char *token, size_t l
 /* end of the jwt section */
 
 /* ---------------------------------------------------------------------------------------------
- * Visitor nodes (vnodes.c), SPEC §6 step 3, issue 11 — section owned by the vnodes work
+ * Visitor nodes (vnodes.c), docs/protocol.md §6, node choice, issue 11 — section owned by the vnodes work
  *
  * A node set: the configured visitor nodes (id, focus JID, weight, capacity, healthy flag), the
  * visitors each node reported per room and in total, and the redirects sent to each node that

@@ -1,4 +1,4 @@
-/* legacy.c — parsing of the legacy <query xmlns='jabber:iq:conference'> payload (expat), SPEC §7.
+/* legacy.c — parsing of the legacy <query xmlns='jabber:iq:conference'> payload (expat), docs/protocol.md §7.
  *
  * The payload element may have any name (jabberd picked "the first child carrying an xmlns");
  * its direct children in the namespace are <nick> (repeated: the first free one is taken),

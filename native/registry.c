@@ -1,4 +1,4 @@
-/* registry.c — room readiness: absent → pending → ready, waiters and their bounds (SPEC §3).
+/* registry.c — room readiness: absent → pending → ready, waiters and their bounds (docs/protocol.md §3).
  *
  * Layout (aimed at ≤ 256 bytes per tracked room at 1,000,000 rooms):
  * - an open-addressing table (linear probing, backward-shift deletion, load ≤ 3/4) of pointers to

@@ -1,4 +1,4 @@
-/* request.c — the request model (SPEC §2.1) and every limit on it. */
+/* request.c — the request model (docs/protocol.md §2.1) and every limit on it. */
 #include "cr.h"
 
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /* vnodes.c — visitor nodes: the node set, reported loads, pending redirects, and the choice of
- * a node for a room (SPEC §6 step 3; rules and formula in cr.h and native/README.md).
+ * a node for a room (node choice of docs/protocol.md §6; rules and formula in cr.h and native/README.md).
  *
  * Layout:
  * - nodes: an array in configured order; each caches its sums (visitors reported over its rooms,

@@ -1,4 +1,4 @@
--- Specs of auth.lib (SPEC §5) with a stand-in `module` and, for "jwt", a stub verifier that
+-- Specs of auth.lib (docs/protocol.md §5) with a stand-in `module` and, for "jwt", a stub verifier that
 -- follows the native.jwt_verifier contract (verify(token, room_name, now, tenant) -> claims | nil,
 -- condition, text). The real verifier and the real Prosody are covered by tests/integration.
 

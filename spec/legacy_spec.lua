@@ -1,4 +1,4 @@
--- Specs of the legacy jabber:iq:conference door (legacy.lib.lua + legacy_rooms.lib.lua, SPEC §7)
+-- Specs of the legacy jabber:iq:conference door (legacy.lib.lua + legacy_rooms.lib.lua, docs/protocol.md §7)
 -- with the real binding (legacy parser) and Prosody's own util.stanza / util.jid / util.hashes.
 -- `module` and `prosody` are small stand-ins; the MUC is a fake that keeps occupants and answers
 -- the synthesized join presence the way mod_muc does (join, nick conflict, creation hook). The
@@ -47,6 +47,7 @@ function Room:get_password() return self.password end
 function Room:get_name() return self.name end
 function Room:set_name(name) self.name = name end
 function Room:get_public() return self.public end
+function Room:set_public(public) self.public = public end
 function Room:route_stanza(stanza) table.insert(self.routed, stanza) end
 -- as mod_muc's: the occupant's presence to every occupant (unavailable when x carries status 303)
 function Room:publicise_occupant_status(occupant, x)
@@ -73,6 +74,13 @@ local function fake_environment(options)
 			table.insert(env.sent, stanza)
 		end,
 		fire_event = function(_, name, event) return fire(name, event) end,
+		-- the MUC host's own options (legacy_discovery.lib reads muc_room_default_public, name)
+		get_option = function(_, name, default)
+			local v = (env.muc_options or {})[name]
+			if v == nil then return default end
+			return v
+		end,
+		get_option_string = function(_, name, default) return (env.muc_options or {})[name] or default end,
 	}
 	env.module = {
 		host = "focus.localhost",
@@ -100,7 +108,7 @@ local function fake_environment(options)
 				origin.send(st.error_reply(stanza, "cancel", "not-allowed", "Room creation is restricted"))
 				return true
 			end
-			room = new_room(env, room_jid)
+			room = new_room(env, room_jid, { public = false }) -- mod_muc's default: hidden
 			fire("muc-room-pre-create", { room = room, stanza = stanza, origin = origin })
 		end
 		local nick_jid = room_jid .. "/" .. nick
@@ -309,6 +317,20 @@ describe("legacy.lib", function()
 		assert.equal("Demo", room.name)
 		assert.is_true(room._data.legacy_privacy)
 		assert.is_function(rawget(room, "route_stanza"), "a room with legacy participants routes through legacy_rooms")
+	end)
+
+	it("makes a room it creates public, unless the MUC host sets muc_room_default_public", function()
+		local env = load()
+		env.allow_create = true
+		send_iq(env, query("set", ALICE, room_jid, { { "nick", "alice" } }))
+		assert.is_true(env.rooms[room_jid].public)
+		env = fake_environment()
+		env.allow_create = true
+		env.muc_options = { muc_room_default_public = false } -- the administrator's choice wins
+		_G.module, _G.prosody = env.module, env.prosody
+		env.legacy = assert(loadfile("mod_conference_request/legacy.lib.lua"))().new(MUC, native)
+		send_iq(env, query("set", ALICE, room_jid, { { "nick", "alice" } }))
+		assert.is_false(env.rooms[room_jid].public)
 	end)
 
 	it("rewrites what the room sends a legacy participant to come from room/<id>", function()

@@ -1,4 +1,4 @@
--- Specs of moderation.lib.lua (SPEC §4 "Moderation"): owner rights granted by the built-in focus.
+-- Specs of moderation.lib.lua (docs/protocol.md §4.2): owner rights granted by the built-in focus.
 -- A small fake MUC room keeps mod_muc 0.12's rules that matter here (affiliations by bare JID, the
 -- default role of an owner is moderator, occupants keyed by nick, arbitrary iteration order), and
 -- a fake auth object stands for auth.lib (auth.occupant_role(real full JID) → "owner" | "member" |

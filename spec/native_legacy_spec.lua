@@ -1,5 +1,5 @@
 -- Specs of the legacy part of the binding: native.legacy_parser / native.legacy_nick_is_id
--- (the jabber:iq:conference payload, SPEC §7). The .so is loaded straight from package.cpath.
+-- (the jabber:iq:conference payload, docs/protocol.md §7). The .so is loaded straight from package.cpath.
 local so = assert(package.searchpath("conference_request_native", package.cpath))
 local native = assert(package.loadlib(so, "luaopen_conference_request_native"))()
 local st = require "util.stanza"

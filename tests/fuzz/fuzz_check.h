@@ -127,7 +127,7 @@ static inline void fuzz_check_str(const cr_request *r, cr_str s, size_t max) {
     FUZZ_ASSERT(cr_xml_safe(p, s.len));
 }
 
-/* A parsed request keeps every rule of SPEC §2.1 under lim. */
+/* A parsed request keeps every rule of docs/protocol.md §2.1 under lim. */
 static inline void fuzz_check_request(const cr_request *r, const cr_limits *lim) {
     FUZZ_ASSERT(r->room.set);
     fuzz_check_str(r, r->room, lim->max_room);

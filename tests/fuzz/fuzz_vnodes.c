@@ -4,7 +4,7 @@
  * weights and capacities, whether allocations may fail) then operations, 3 bytes each: choose,
  * pick, report, report_total, set_healthy, forget_room, a time step (forwards, sometimes back).
  * After every operation the set's own consistency walk (cr_vnodes_check) must pass and the bounds
- * hold; every choice is recomputed here from the node figures and the rules of SPEC §6 step 3
+ * hold; every choice is recomputed here from the node figures and the rules of docs/protocol.md §6, node choice
  * (reuse / hash / least-loaded / none, the formula, the tie rule) and must agree; pick and choose
  * agree; a choice never names a down node; an allocation failure never breaks anything (the
  * allocator fails on the input's say-so), and freeing the set releases every block.

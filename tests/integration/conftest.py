@@ -63,9 +63,10 @@ class Server:
             return f.read()
 
 
-def start_server(name, extra_config=None, env_extra=None, check=True):
+def start_server(name, extra_config=None, env_extra=None, check=True, before_start=None):
     """Generates a config (tests/server/genconf.sh) under .work/NAME-PID and starts Prosody.
     `extra_config` is appended to the config (it lands in the focus.localhost section).
+    `before_start(config_path)` runs between the two (e.g. `prosodyctl install`).
     Returns the Server, or (with check=False) the completed start.sh process when it failed."""
     work = os.path.join(REPO, "tests", "integration", ".work")
     directory = os.path.join(work, "%s-%d" % (name, os.getpid()))
@@ -86,6 +87,8 @@ def start_server(name, extra_config=None, env_extra=None, check=True):
                          capture_output=True, text=True)
     if gen.returncode != 0:
         raise RuntimeError("genconf.sh failed: %s%s" % (gen.stdout, gen.stderr))
+    if before_start:
+        before_start(os.path.join(directory, "prosody.cfg.lua"))
     started = subprocess.run([os.path.join(SERVER, "start.sh"), directory], env=env,
                              capture_output=not check, text=True)
     srv = Server(directory, base)

@@ -72,6 +72,8 @@ class FocusClient(slixmpp.ClientXMPP):
         self.error_condition = error_condition
         self.error_text = error_text
         self.error_extra = error_extra  # XML text of an application child of <error> (e.g. reservation-error)
+        self.answer_attrs = {}        # extra attributes of the answers (e.g. vnode, focusjid: visitors tests)
+        self.answer_properties = []   # (name, value) properties of the answers (e.g. visitors-supported)
         self.requests = []            # ForwardedRequest, in arrival order
         self.joined = set()           # room JIDs the focus is in
         self.ready = asyncio.Event()  # set once online and the module host is subscribed
@@ -144,6 +146,10 @@ class FocusClient(slixmpp.ClientXMPP):
         reply = iq.reply()
         conf = ET.Element("{%s}conference" % NS, room=request.room or "",
                           focusjid=self.boundjid.bare, ready="true" if self.mode == "join" else "false")
+        for k, v in self.answer_attrs.items():
+            conf.set(k, v)
+        for name, value in self.answer_properties:
+            ET.SubElement(conf, "{%s}property" % NS, name=name, value=value)
         reply.append(conf)
         reply.send()
         if self.mode == "join" and request.room:

@@ -1,4 +1,4 @@
-"""Authentication (issue 10, SPEC §5) against a real Prosody: `conference_request_auth = "xmpp"`.
+"""Authentication (issue 10, docs/protocol.md §5) against a real Prosody: `conference_request_auth = "xmpp"`.
 
 A server of its own for this file, with `conference_request_auth = "xmpp"`, the auth domain
 `localhost` (alice, bob, admin) and a short idle lifetime, so that expiry is tested for real.

@@ -1,4 +1,4 @@
-"""Authentication in external-focus mode (issue 10 item 5, SPEC §5) against a real Prosody.
+"""Authentication in external-focus mode (issue 10 item 5, docs/protocol.md §5) against a real Prosody.
 
 A server with `conference_request_focus = "focus@auth.localhost"` and `conference_request_auth =
 "xmpp"` (auth domain localhost). The module's decision comes first: a guest's request for a room

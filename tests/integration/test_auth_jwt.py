@@ -1,4 +1,4 @@
-"""JWT authentication (issue 10 item 3, SPEC §5) against a real Prosody, on both doors.
+"""JWT authentication (issue 10 item 3, docs/protocol.md §5) against a real Prosody, on both doors.
 
 A server of its own with `conference_request_auth = "jwt"`: an HS256 secret (from a file), an RSA and
 a P-256 public key (generated here with `openssl`, chosen by `kid`), accepted issuers and audiences.

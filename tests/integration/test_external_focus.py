@@ -1,4 +1,4 @@
-"""External focus (issue #3, SPEC §4 "External") against a real Prosody.
+"""External focus (issue #3, docs/protocol.md §4.3) against a real Prosody.
 
 A second Prosody is started for this file with `conference_request_focus = "focus@auth.localhost"`
 (tests/server/genconf.sh with CR_FOCUS) and a short `conference_request_ready_wait`. A test focus

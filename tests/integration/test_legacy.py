@@ -1,4 +1,4 @@
-"""Legacy jabber:iq:conference on the MUC host (SPEC §7), against the real Prosody: legacy clients
+"""Legacy jabber:iq:conference on the MUC host (docs/protocol.md §7), against the real Prosody: legacy clients
 are real slixmpp clients sending the legacy stanzas by hand; MUC clients use XEP-0045.
 
 Accounts: admin (may create rooms: the test MUC has restrict_room_creation = true), bob, carol and

@@ -1,4 +1,4 @@
-"""Moderation by the built-in focus (issue 10 item 4, SPEC §4 "Moderation"), auth `none`, against a
+"""Moderation by the built-in focus (issue 10 item 4, docs/protocol.md §4.2), auth `none`, against a
 real Prosody with real MUC clients (slixmpp): what each occupant sees in the presences the room
 sends. The xmpp/jwt rules are specified with a fake auth in spec/moderation_spec.lua.
 

@@ -48,7 +48,7 @@ def test_answer_options_over_xmpp(configured):
         conf = conference_of(client.conference(new_room()))
         assert conf.get("focusjid") == "jicofo@auth.localhost"
         names = [p.get("name") for p in conf]
-        # SPEC §2.2 order: authentication, sipGatewayEnabled, visitors-supported, then the extras
+        # docs/protocol.md §2.2 order: authentication, sipGatewayEnabled, visitors-supported, then the extras
         assert names == ["authentication", "sipGatewayEnabled", "visitors-supported", "region", "zeta"]
         assert props_of(conf)["region"] == "eu-1"
     finally:

@@ -1,4 +1,4 @@
-"""Rate limits (SPEC §2.3, issue #9 item 3): per IP over HTTP, per JID over XMPP (per IP for
+"""Rate limits (docs/protocol.md §2.3, issue #9 item 3): per IP over HTTP, per JID over XMPP (per IP for
 anonymous sessions), requests and room creations counted separately, admins exempt, refusals
 answered resource-constraint (wait) / 429 + Retry-After and counted; and a flood of new rooms from
 one client with the default limits. HTTP clients get distinct IPs through X-Forwarded-For

@@ -17,12 +17,16 @@
 #                           installer does with `mod_roster_command subscribe`; the focus is made an
 #                           admin of the MUC components (it creates the rooms, as jicofo does)
 #   CR_FOCUS_PASSWORD       the focus account's password (default "secret")
+#   CR_PLUGIN_PATHS         colon-separated dirs that replace this checkout as plugin_paths (an
+#                           installed copy of the module: `make install`, a LuaRocks tree)
 #   CR_EXTRA_PLUGIN_PATHS   colon-separated dirs appended to plugin_paths
 #   CR_EXTRA_CONFIG         a file whose text is appended to the config; it lands inside the
 #                           Component "focus.localhost" section (the last one) unless it opens a
 #                           new section (re-opening that component needs its module name:
 #                           Component "focus.localhost" "conference_request"). It must not
 #                           repeat an option set above: Prosody 0.12.3 fails on duplicates.
+#   CR_GLOBAL_CONFIG        a file whose text is put in the global section (after the settings
+#                           above; it must not repeat one of them), e.g. statistics_interval
 #   CR_LOG_LEVEL            minimum log level (default info)
 #   CR_EMPTY_ROOM_TIMEOUT   conference_request_empty_room_timeout in seconds (default: module's 60)
 #   CR_LOG_CONSOLE=1        also log to the console (tests/server/run.sh sets it)
@@ -54,11 +58,19 @@ lua_str() {  # a Lua string literal
 }
 
 plugin_paths=$(lua_str "$repo")
+if [ -n "${CR_PLUGIN_PATHS:-}" ]; then
+    plugin_paths=""
+    IFS=: read -r -a own <<<"$CR_PLUGIN_PATHS"
+    for p in "${own[@]}"; do
+        [ -n "$p" ] || continue
+        plugin_paths="${plugin_paths:+$plugin_paths, }$(lua_str "$(cd "$p" && pwd)")"
+    done
+fi
 if [ -n "${CR_EXTRA_PLUGIN_PATHS:-}" ]; then
     IFS=: read -r -a extra <<<"$CR_EXTRA_PLUGIN_PATHS"
     for p in "${extra[@]}"; do
         [ -n "$p" ] || continue
-        plugin_paths="$plugin_paths, $(lua_str "$(cd "$p" && pwd)")"
+        plugin_paths="${plugin_paths:+$plugin_paths, }$(lua_str "$(cd "$p" && pwd)")"
     done
 fi
 
@@ -114,6 +126,12 @@ if [ -n "${CR_EMPTY_ROOM_TIMEOUT:-}" ]; then
     timeout_line="conference_request_empty_room_timeout = ${CR_EMPTY_ROOM_TIMEOUT}"
 fi
 
+global_extra="-- CR_GLOBAL_CONFIG: unset"
+if [ -n "${CR_GLOBAL_CONFIG:-}" ]; then
+    global_extra="-- from $CR_GLOBAL_CONFIG
+$(cat "$CR_GLOBAL_CONFIG")"
+fi
+
 mkdir -p "$dir/data" "$dir/certs"
 cfg="$dir/prosody.cfg.lua"
 cat >"$cfg" <<LUA
@@ -160,6 +178,7 @@ consider_websocket_secure = true
 authentication = "internal_hashed"
 storage = "internal"
 admins = { "admin@localhost" }
+$global_extra
 
 VirtualHost "localhost"
 
