@@ -168,7 +168,7 @@ def openmetrics_server(name, env_extra):
 def readme_metrics():
     text = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
     block = text.split("- **Metrics**", 1)[1].split("Counters and gauges are", 1)[0]
-    return set(re.findall(r"`([a-z_<>]+)`", block))
+    return set(re.findall(r"`([a-z0-9_<>]+)`", block))
 
 
 def test_openmetrics_scrape_external_focus():
