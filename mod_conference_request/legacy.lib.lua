@@ -503,7 +503,7 @@ local function new(muc_host, native, opts)
 		end
 	end
 
-	-- mod_muc's own errors to legacy clients carry the legacy `code` too (SPEC §7, notes §1.6). A
+	-- mod_muc's own errors to legacy clients carry the legacy `code` too (docs/protocol.md §7). A
 	-- stanza is from a legacy client when its sender is a jabber:iq:conference participant of some
 	-- room, when its c2s session has spoken the legacy protocol to this host (a conference or
 	-- browse iq to a room, presence to a bare room from outside), or when it is a groupchat 1.0

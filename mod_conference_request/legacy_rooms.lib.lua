@@ -11,7 +11,7 @@
 -- from the new one, both through room:publicise_occupant_status(). A room with legacy participants
 -- also gets an instance-level publicise_occupant_status that marks the two broadcasts of a rename
 -- (state.quiet = the nick JID being announced) so that legacy_route drops them for legacy
--- recipients: those learn of the rename by the browse push alone (SPEC §7, notes §1.10).
+-- recipients: those learn of the rename by the browse push alone (docs/protocol.md §7).
 --
 -- History: mod_muc 0.12 keeps only the stanza (from room/<nick at the time>) and a timestamp per
 -- history entry, not the sender's real JID. The module notes it when mod_muc adds the entry (a
