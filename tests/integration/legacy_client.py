@@ -6,6 +6,8 @@ import hashlib
 import subprocess
 import xml.etree.ElementTree as ET
 
+import pytest
+
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher.base import MatcherBase
 
@@ -174,3 +176,29 @@ def muc_items(presence):
     """The <item/> attribute dicts of a MUC presence."""
     x = presence.find("{%s}x" % NS_MUC_USER)
     return [] if x is None else [dict(i.attrib) for i in x.findall("{%s}item" % NS_MUC_USER)]
+
+
+# Fixtures shared by the legacy scenarios (imported by test_legacy.py and test_legacy_discovery.py).
+@pytest.fixture(scope="module")
+def accounts(server):
+    """carol and dave, the non-admin accounts the legacy scenarios add to the server."""
+    for user in ("carol", "dave"):
+        register(server, user)
+
+
+@pytest.fixture
+def make(server, accounts):
+    """A factory of legacy clients, each closed after the test."""
+    made = []
+
+    def factory(jid):
+        c = Client(server, jid)
+        made.append(c)
+        return c
+    yield factory
+    for c in made:
+        c.close()
+
+
+def node(room):
+    return room.split("@")[0]

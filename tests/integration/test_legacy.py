@@ -8,33 +8,11 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from conftest import MUC, new_room
-from legacy_client import (NS_BROWSE, NS_CONF, NS_MUC_USER, Client, error_info, muc_items, q,
-                           query_children, register, sha1)
+from legacy_client import (NS_BROWSE, NS_CONF, NS_MUC_USER, error_info, muc_items, node, q,
+                           query_children, sha1)
+from legacy_client import accounts, make  # noqa: F401  (fixtures)
 
 HEX40 = "0123456789abcdef0123456789abcdef01234567"
-
-
-@pytest.fixture(scope="module")
-def accounts(server):
-    for user in ("carol", "dave"):
-        register(server, user)
-
-
-@pytest.fixture
-def make(server, accounts):
-    made = []
-
-    def factory(jid):
-        c = Client(server, jid)
-        made.append(c)
-        return c
-    yield factory
-    for c in made:
-        c.close()
-
-
-def node(room):
-    return room.split("@")[0]
 
 
 def from_room_only_by_id(stanzas, room):

@@ -9,32 +9,10 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from conftest import MUC, new_room, start_server, stop_server
-from legacy_client import NS_BROWSE, Client, error_info, q, query_children, register
+from legacy_client import NS_BROWSE, Client, error_info, node, q, query_children
+from legacy_client import accounts, make  # noqa: F401  (fixtures)
 
 NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
-
-
-@pytest.fixture(scope="module")
-def accounts(server):
-    for user in ("carol", "dave"):
-        register(server, user)
-
-
-@pytest.fixture
-def make(server, accounts):
-    made = []
-
-    def factory(jid):
-        c = Client(server, jid)
-        made.append(c)
-        return c
-    yield factory
-    for c in made:
-        c.close()
-
-
-def node(room):
-    return room.split("@")[0]
 
 
 def listed(client):
