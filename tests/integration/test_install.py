@@ -101,8 +101,9 @@ def test_luarocks_make_into_a_tree_and_prosodyctl_install_prosody_serves_from():
 
         # prosodyctl install: the rock packed from that tree, installed by prosodyctl (luarocks
         # --tree <installer_plugin_path>) into a Prosody whose plugin_paths has no copy of it.
-        # installer_plugin_path is set: its default is under Prosody's compiled-in data dir
-        # (/var/lib/prosody/custom_plugins), which every Prosody on the machine searches first.
+        # installer_plugin_path is set (genconf.sh always sets one under the server's dir): its
+        # default is under Prosody's compiled-in data dir (/var/lib/prosody/custom_plugins), which
+        # every Prosody on the machine searches first.
         out = subprocess.run(["luarocks", "--lua-version", "5.4", "pack", "mod_conference_request",
                               "--tree", tree], cwd=tmp, capture_output=True, text=True)
         assert out.returncode == 0, out.stdout + out.stderr
@@ -110,9 +111,6 @@ def test_luarocks_make_into_a_tree_and_prosodyctl_install_prosody_serves_from():
         custom = os.path.join(tmp, "custom_plugins")
         empty = os.path.join(tmp, "empty")
         os.makedirs(empty)
-        glob = os.path.join(tmp, "global.cfg.lua")
-        with open(glob, "w") as f:
-            f.write('installer_plugin_path = "%s"\n' % custom)
 
         def install(config):
             done = subprocess.run(["prosodyctl", "--config", config, "install", os.path.join(tmp, rock)],
@@ -120,7 +118,7 @@ def test_luarocks_make_into_a_tree_and_prosodyctl_install_prosody_serves_from():
             assert done.returncode == 0 and "is now installed in %s" % custom in done.stdout, \
                 done.stdout + done.stderr
         srv, _ = start_server("prosodyctl-install", before_start=install,
-                              env_extra={"CR_PLUGIN_PATHS": empty, "CR_GLOBAL_CONFIG": glob})
+                              env_extra={"CR_PLUGIN_PATHS": empty, "CR_INSTALLER_PLUGIN_PATH": custom})
         try:
             serves_both_doors(srv)
             shown = srv.shell('module:info("conference_request", "focus.localhost")')

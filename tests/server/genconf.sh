@@ -20,6 +20,9 @@
 #   CR_PLUGIN_PATHS         colon-separated dirs that replace this checkout as plugin_paths (an
 #                           installed copy of the module: `make install`, a LuaRocks tree)
 #   CR_EXTRA_PLUGIN_PATHS   colon-separated dirs appended to plugin_paths
+#   CR_INSTALLER_PLUGIN_PATH  installer_plugin_path (default <dir>/custom_plugins: never Prosody's
+#                           compiled-in /var/lib/prosody/custom_plugins, which every Prosody on the
+#                           machine searches before plugin_paths)
 #   CR_EXTRA_CONFIG         a file whose text is appended to the config; it lands inside the
 #                           Component "focus.localhost" section (the last one) unless it opens a
 #                           new section (re-opening that component needs its module name:
@@ -142,6 +145,7 @@ pidfile = $(lua_str "$dir/data/prosody.pid")
 admin_socket = $(lua_str "$dir/data/prosody.sock")
 certificates = $(lua_str "$dir/certs")
 plugin_paths = { $plugin_paths }
+installer_plugin_path = $(lua_str "${CR_INSTALLER_PLUGIN_PATH:-$dir/custom_plugins}")
 log = {
     { levels = { min = $(lua_str "$level") }, to = "file", filename = $(lua_str "$dir/prosody.log") };
     $console_log
