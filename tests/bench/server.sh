@@ -15,7 +15,7 @@ bench_genconf() {
         port_base=$BENCH_PORT_BASE
     else
         for _ in $(seq 1 50); do
-            port_base=$(( 20000 + (RANDOM % 300) * 100 ))
+            port_base=$(( 10000 + (RANDOM % 215) * 100 ))  # below the ephemeral ports (32768-)
             port_free $((port_base + 222)) && port_free $((port_base + 280)) && break
         done
     fi
