@@ -9,6 +9,11 @@ files["mod_conference_request/"] = {
 	read_globals = { "module", "prosody" },
 }
 
+files["mod_conference_request_s2sout/"] = {
+	globals = { "module.unload" },
+	read_globals = { "module" },
+}
+
 files["spec/"] = {
 	std = "+busted",
 }

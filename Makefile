@@ -37,6 +37,10 @@ PREFIX    ?= /usr/local
 PLUGINDIR ?= $(PREFIX)/lib/prosody/modules
 MOD_DIR   = $(DESTDIR)$(PLUGINDIR)/mod_conference_request
 MOD_LUA   = $(wildcard mod_conference_request/*.lua)
+# the global plugin that steers outgoing s2s to fixed addresses (README "Visitor servers"), its own
+# plugin directory beside the module's
+S2SOUT_DIR = $(DESTDIR)$(PLUGINDIR)/mod_conference_request_s2sout
+S2SOUT_LUA = mod_conference_request_s2sout/mod_conference_request_s2sout.lua
 
 CTEST_SRC = $(wildcard tests/c/test_*.c)
 CTEST_BIN = $(CTEST_SRC:tests/c/%.c=$(BUILD)/tests/%)
@@ -111,10 +115,14 @@ install: all
 	install -d '$(MOD_DIR)'
 	install -m 644 $(MOD_LUA) '$(MOD_DIR)/'
 	install -m 755 $(SO) '$(MOD_DIR)/'
+	install -d '$(S2SOUT_DIR)'
+	install -m 644 $(S2SOUT_LUA) '$(S2SOUT_DIR)/'
 
 uninstall:
 	rm -f $(foreach f,$(notdir $(MOD_LUA) $(SO)),'$(MOD_DIR)/$(f)')
 	-rmdir '$(MOD_DIR)' 2>/dev/null
+	rm -f '$(S2SOUT_DIR)/$(notdir $(S2SOUT_LUA))'
+	-rmdir '$(S2SOUT_DIR)' 2>/dev/null
 
 deps:
 	@missing=$$(for p in $(APT_PACKAGES) $(EXTRA_APT); do \
@@ -163,7 +171,7 @@ bench-jwt: all $(BUILD)/bench/jwtbench
 	$(BUILD)/bench/jwtbench $(JWTBENCH_ARGS)
 
 lint:
-	luacheck -q mod_conference_request spec tests
+	luacheck -q mod_conference_request mod_conference_request_s2sout spec tests
 
 clean-build:
 	rm -rf build-asan

@@ -60,10 +60,17 @@ def test_make_install_destdir_is_a_plugin_directory_prosody_serves_from():
             # the loaded module is the installed copy
             shown = srv.shell('module:info("conference_request", "focus.localhost")')
             assert installed in shown, shown
+            # the s2s plugin (README "Visitor servers") is installed beside it and loads from there
+            s2sout = os.path.join(plugin_dir, "mod_conference_request_s2sout", "mod_conference_request_s2sout.lua")
+            assert os.path.exists(s2sout)
+            srv.shell('module:load("conference_request_s2sout")')
+            shown = srv.shell('module:info("conference_request_s2sout")')
+            assert s2sout in shown, shown
         finally:
             stop_server(srv)
         subprocess.run(["make", "-s", "-C", REPO, "uninstall", "DESTDIR=" + tmp], check=True)
         assert not os.path.exists(installed)
+        assert not os.path.exists(os.path.join(plugin_dir, "mod_conference_request_s2sout"))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -79,7 +86,8 @@ def test_luarocks_make_into_a_tree_and_prosodyctl_install_prosody_serves_from():
         src = os.path.join(tmp, "src")
         tree = os.path.join(tmp, "tree")
         files = subprocess.run(["git", "-C", REPO, "ls-files", "-co", "--exclude-standard",
-                                "Makefile", "*.rockspec", "native", "mod_conference_request", "README.md"],
+                                "Makefile", "*.rockspec", "native", "mod_conference_request",
+                                "mod_conference_request_s2sout", "README.md"],
                                check=True, capture_output=True, text=True).stdout.split()
         for f in files:
             if f.endswith(".so"):
@@ -91,6 +99,8 @@ def test_luarocks_make_into_a_tree_and_prosodyctl_install_prosody_serves_from():
         assert out.returncode == 0, out.stdout + out.stderr
         installed = os.path.join(tree, "share", "lua", "5.4", "mod_conference_request")
         assert os.path.exists(os.path.join(installed, "conference_request_native.so"))
+        assert os.path.exists(os.path.join(tree, "share", "lua", "5.4", "mod_conference_request_s2sout",
+                                           "mod_conference_request_s2sout.lua"))
         srv, _ = start_server("rock", env_extra={"CR_PLUGIN_PATHS": tree})
         try:
             serves_both_doors(srv)

@@ -38,6 +38,14 @@
 #   CR_JWT_SECRET           conference_request_jwt_secret with CR_AUTH=jwt
 #   CR_RATE_LIMITS          a Lua value for conference_request_rate_limits (e.g. false: the shared
 #                           test servers and the bench); unset = the module's defaults
+#   CR_DOMAIN               the server's domain (default localhost): every host above is named after
+#                           it (VirtualHost D, guest.D, conference.D, breakout.D, focus.D; accounts
+#                           alice@D …; HTTP default host D). A visitor node is e.g. v1.meet.jitsi.
+#   CR_S2S=1                federation (README "Visitor servers"): s2s on 127.0.0.1:PORT_BASE+269
+#                           without TLS (s2s_require_encryption = false, dialback, s2s_bidi) and the
+#                           module's mod_conference_request_s2sout for outgoing connections
+#   CR_S2SOUT               with CR_S2S=1, a Lua table for conference_request_s2sout (the domains of
+#                           the other servers → "127.0.0.1:PORT"), e.g. { ["localhost"] = "127.0.0.1:21269" }
 set -euo pipefail
 
 if [ $# -ne 2 ]; then
@@ -51,6 +59,9 @@ port_base=$2
 case $port_base in (*[!0-9]*|'') echo "$0: PORT_BASE must be a number" >&2; exit 2;; esac
 c2s_port=$((port_base + 222))
 http_port=$((port_base + 280))
+s2s_port=$((port_base + 269))
+domain=${CR_DOMAIN:-localhost}
+case $domain in (*[!a-z0-9.-]*|''|.*|*.) echo "$0: CR_DOMAIN must be a domain of a-z, 0-9, '.', '-'" >&2; exit 2;; esac
 level=${CR_LOG_LEVEL:-info}
 case $level in (debug|info|warn|error) ;; (*) echo "$0: CR_LOG_LEVEL must be debug, info, warn or error" >&2; exit 2;; esac
 
@@ -99,9 +110,9 @@ if [ -n "${CR_FOCUS:-}" ]; then
         (*[!A-Za-z0-9._-]*) echo "$0: CR_FOCUS: only letters, digits, '.', '_' and '-' are supported here" >&2; exit 2 ;;
     esac
     case $focus_domain in
-        (localhost) ;;
-        (guest.localhost|conference.localhost|breakout.localhost|focus.localhost)
-            echo "$0: CR_FOCUS must be on a user host (e.g. focus@auth.localhost)" >&2; exit 2 ;;
+        ("$domain") ;;
+        ("guest.$domain"|"conference.$domain"|"breakout.$domain"|"focus.$domain")
+            echo "$0: CR_FOCUS must be on a user host (e.g. focus@auth.$domain)" >&2; exit 2 ;;
         (*) focus_host_section="VirtualHost $(lua_str "$focus_domain")" ;;
     esac
     # As in Jitsi's config: the focus is an admin of the MUC, so it may create rooms despite
@@ -117,8 +128,8 @@ auth_lines="-- conference_request_auth: module default (none)"
 case ${CR_AUTH:-} in
     ('') ;;
     (none) auth_lines='conference_request_auth = "none"' ;;
-    (xmpp) auth_lines='conference_request_auth = "xmpp"
-    conference_request_auth_domain = "localhost"' ;;
+    (xmpp) auth_lines="conference_request_auth = \"xmpp\"
+    conference_request_auth_domain = $(lua_str "$domain")" ;;
     (jwt)
         [ -n "${CR_JWT_SECRET:-}" ] || { echo "$0: CR_AUTH=jwt needs CR_JWT_SECRET" >&2; exit 2; }
         auth_lines="conference_request_auth = \"jwt\"
@@ -133,6 +144,26 @@ global_extra="-- CR_GLOBAL_CONFIG: unset"
 if [ -n "${CR_GLOBAL_CONFIG:-}" ]; then
     global_extra="-- from $CR_GLOBAL_CONFIG
 $(cat "$CR_GLOBAL_CONFIG")"
+fi
+
+s2s_lines='modules_disabled = { "s2s"; "offline" }
+s2s_ports = { }'
+s2s_modules=""
+s2sout_value=${CR_S2SOUT:-"{ }"}
+if [ "${CR_S2S:-0}" = 1 ]; then
+    # README "Visitor servers": servers on loopback authenticate each other with dialback (no
+    # certificates), one connection carries both directions (s2s_bidi), and outgoing connections
+    # to the other servers' domains go where CR_S2SOUT says (no DNS, no system file).
+    s2s_modules='"dialback"; "s2s_bidi"; "conference_request_s2sout";'
+    s2s_lines="modules_disabled = { \"offline\" }
+s2s_ports = { $s2s_port }
+s2s_interfaces = { \"127.0.0.1\" }
+s2s_direct_tls_ports = { }
+s2s_require_encryption = false
+s2s_secure_auth = false
+conference_request_s2sout = $s2sout_value"
+elif [ -n "${CR_S2SOUT:-}" ]; then
+    echo "$0: CR_S2SOUT needs CR_S2S=1" >&2; exit 2
 fi
 
 mkdir -p "$dir/data" "$dir/certs"
@@ -155,8 +186,9 @@ modules_enabled = {
     "roster"; "saslauth"; "disco"; "ping"; "time"; "version";
     "http"; "bosh"; "websocket";
     "admin_shell";
+    $s2s_modules
 }
-modules_disabled = { "s2s"; "offline" }
+$s2s_lines
 statistics = "internal"
 
 interfaces = { "127.0.0.1" }
@@ -164,12 +196,11 @@ local_interfaces = { "127.0.0.1" }
 c2s_ports = { $c2s_port }
 c2s_interfaces = { "127.0.0.1" }
 c2s_direct_tls_ports = { }
-s2s_ports = { }
 component_ports = { }
 http_ports = { $http_port }
 http_interfaces = { "127.0.0.1" }
 https_ports = { }
-http_default_host = "localhost"
+http_default_host = $(lua_str "$domain")
 -- README "HTTP bodies and connections": a Content-Length over this is answered 413 before the
 -- body is read (Prosody's default: 10 MiB, buffering up to 20 MiB per connection); idle or slow
 -- connections are closed after read_timeout seconds (default 840), above bosh_max_wait (120).
@@ -181,21 +212,21 @@ consider_bosh_secure = true
 consider_websocket_secure = true
 authentication = "internal_hashed"
 storage = "internal"
-admins = { "admin@localhost" }
+admins = { $(lua_str "admin@$domain") }
 $global_extra
 
-VirtualHost "localhost"
+VirtualHost $(lua_str "$domain")
 
-VirtualHost "guest.localhost"
+VirtualHost $(lua_str "guest.$domain")
     authentication = "anonymous"
 
-Component "conference.localhost" "muc"
+Component $(lua_str "conference.$domain") "muc"
     storage = "memory"
     restrict_room_creation = true
     muc_room_locking = false
     $muc_admins_line
 
-Component "breakout.localhost" "muc"
+Component $(lua_str "breakout.$domain") "muc"
     storage = "memory"
     restrict_room_creation = true
     muc_room_locking = false
@@ -203,10 +234,10 @@ Component "breakout.localhost" "muc"
 
 $focus_host_section
 
-Component "focus.localhost" "conference_request"
-    http_host = "localhost"
-    conference_request_muc = "conference.localhost"
-    conference_request_extra_mucs = { "breakout.localhost" }
+Component $(lua_str "focus.$domain") "conference_request"
+    http_host = $(lua_str "$domain")
+    conference_request_muc = $(lua_str "conference.$domain")
+    conference_request_extra_mucs = { $(lua_str "breakout.$domain") }
     $focus_line
     $timeout_line
     $auth_lines
@@ -218,8 +249,8 @@ if [ -n "${CR_EXTRA_CONFIG:-}" ]; then
 fi
 
 for user in alice bob admin; do
-    if ! out=$(prosodyctl --config "$cfg" register "$user" localhost secret 2>&1); then
-        echo "$0: registering $user@localhost failed (is $cfg valid?):" >&2
+    if ! out=$(prosodyctl --config "$cfg" register "$user" "$domain" secret 2>&1); then
+        echo "$0: registering $user@$domain failed (is $cfg valid?):" >&2
         echo "$out" >&2
         exit 1
     fi
@@ -241,7 +272,7 @@ if [ -n "$focus_node" ]; then
     cat >"$roster_dir/$(enc "$focus_node").dat" <<ROSTER
 return {
 	[false] = { version = 1; pending = {}; };
-	["focus.localhost"] = { subscription = "from"; groups = {}; };
+	[$(lua_str "focus.$domain")] = { subscription = "from"; groups = {}; };
 };
 ROSTER
 fi
