@@ -266,6 +266,7 @@ local function new(vcfg, env)
 		end
 		return pass(room_jid, host, request, requester, function(result)
 			if result.condition or not result.ready then return respond(with_supported(result, supported)); end
+			if v.health then v.health.tick(); end -- report ages as of now (the timer may lag a little)
 			local node, focus_jid, how = set:choose(room_jid, now());
 			how = node and how or "none";
 			local key = how:gsub("%-", "_");
@@ -302,6 +303,7 @@ local function new(vcfg, env)
 
 	function v.nodes()
 		if not set then return {}; end
+		if v.health then v.health.tick(); end
 		local list = set:nodes(now());
 		if v.health then v.health.annotate(list); end
 		return list;

@@ -174,6 +174,10 @@ local function new(cfg, env)
 		token.seq = seq;
 		self.counts.sent = self.counts.sent + 1;
 		if bytes > self.counts.max_bytes then self.counts.max_bytes = bytes; end
+		local rep = stanza.tags[1];
+		module:log("debug", "report to %s: %s%s, %d room(s), %d bytes of rooms, total %s", cfg.main,
+			token.full and "full" or "delta", rep.attr.part and (" part " .. rep.attr.part .. "/" .. rep.attr.parts) or "",
+			#rep.tags, bytes, rep.attr.total);
 		local send = env.send;
 		if send then
 			return send(stanza, function() on_result(token); end,

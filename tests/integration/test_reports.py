@@ -158,6 +158,20 @@ def test_operator_down_wins_until_up(srv):
     assert nodes(srv)["v1"]["healthy"] is True
 
 
+def test_silent_node_times_out_and_comes_back_with_its_next_report(srv):
+    assert eventually(lambda: nodes(srv)["v1"]["healthy"], timeout=15)
+    out = srv.shell('module:unload("conference_request", "focusv1.localhost")')
+    assert "nload" in out, out
+    try:
+        # node_timeout = 3: the main server's timer marks it down without any request
+        got = eventually(lambda: nodes(srv)["v1"]["down_reason"] == "timeout" and nodes(srv)["v1"], timeout=10)
+        assert got and got["healthy"] is False and got["reported"] > 3, nodes(srv)
+    finally:
+        out = srv.shell('module:load("conference_request", "focusv1.localhost")')
+    assert eventually(lambda: nodes(srv)["v1"]["healthy"], timeout=10), nodes(srv)
+    assert nodes(srv)["v1"]["down_reason"] is None
+
+
 BAD_ROLE = [
     ('conference_request_role = "visitor"', "conference_request_role"),
     ('conference_request_role = "visitor_node"\n    conference_request_node_id = "v1"', "conference_request_main"),
