@@ -133,7 +133,8 @@ end
 
 -- conference_request_visitors (docs/protocol.md §6, visitors.lib). nil when the option is absent.
 local visitors_keys = { enabled = true, nodes = true, max_participants = true, pending_window = true,
-	enable_live_room = true, require_room_flag = true, ignore_domains = true };
+	enable_live_room = true, require_room_flag = true, ignore_domains = true, node_timeout = true };
+local node_keys = { id = true, focus_jid = true, weight = true, capacity = true, jid = true, muc = true, reports = true };
 local function read_visitors(cfg)
 	local name = "conference_request_visitors";
 	local value = module:get_option(name);
@@ -142,7 +143,7 @@ local function read_visitors(cfg)
 	for k in pairs(value) do
 		if not visitors_keys[k] then
 			fail(name, "unknown key %s (known: enabled, nodes, max_participants, pending_window, enable_live_room, "
-				.. "require_room_flag, ignore_domains)", tostring(k));
+				.. "require_room_flag, ignore_domains, node_timeout)", tostring(k));
 		end
 	end
 	local v = {};
@@ -165,6 +166,9 @@ local function read_visitors(cfg)
 	v.require_room_flag = flag("require_room_flag", false);
 	v.max_participants = num("max_participants", 50, 1, true);
 	v.pending_window = num("pending_window", 60, 0);
+	-- reports from the nodes (docs/protocol.md §6.2, vnode_main.lib): older than this = unhealthy
+	v.node_timeout = num("node_timeout", 30, 0);
+	if v.node_timeout <= 0 then fail(name, "node_timeout must be > 0 seconds, got %s", tostring(v.node_timeout)); end
 	local domains = value.ignore_domains or {};
 	if type(domains) ~= "table" then fail(name, "ignore_domains must be a list of domains, got %s", type(domains)); end
 	v.ignore_domains = {};
@@ -174,12 +178,12 @@ local function read_visitors(cfg)
 	local nodes = value.nodes or {};
 	if type(nodes) ~= "table" then fail(name, "nodes must be a list of { id, focus_jid, weight, capacity }, got %s", type(nodes)); end
 	v.nodes = {};
-	local seen = {};
+	local seen, seen_jid = {}, {};
 	for i, node in ipairs(nodes) do
 		if type(node) ~= "table" then fail(name, "nodes[%d] must be a table, got %s", i, type(node)); end
 		for k in pairs(node) do
-			if k ~= "id" and k ~= "focus_jid" and k ~= "weight" and k ~= "capacity" then
-				fail(name, "nodes[%d]: unknown key %s (known: id, focus_jid, weight, capacity)", i, tostring(k));
+			if not node_keys[k] then
+				fail(name, "nodes[%d]: unknown key %s (known: id, focus_jid, weight, capacity, jid, muc, reports)", i, tostring(k));
 			end
 		end
 		local id = node.id;
@@ -202,6 +206,25 @@ local function read_visitors(cfg)
 			fail(name, "nodes[%d].capacity must be a whole number ≥ 1, got %s", i, tostring(capacity));
 		end
 		v.nodes[i] = { id = id, focus_jid = jid.prep(fj), weight = weight, capacity = math.tointeger(capacity) };
+		-- the report protocol (docs/protocol.md §6.2): who reports for the node, its MUC, whether it reports
+		local reports = node.reports;
+		if reports == nil then reports = true; end
+		if type(reports) ~= "boolean" then fail(name, "nodes[%d].reports must be true or false, got %s", i, tostring(reports)); end
+		local reporter = node.jid;
+		if reporter == nil then reporter = jid.host(v.nodes[i].focus_jid); end
+		if type(reporter) ~= "string" or not jid.prep(reporter) or jid.resource(reporter) then
+			fail(name, "nodes[%d].jid must be a bare JID or a host (the node's conference_request host), got %s", i, tostring(reporter));
+		end
+		reporter = jid.prep(reporter);
+		if reports then
+			if seen_jid[reporter] then
+				fail(name, "nodes[%d].jid %s reports for node %s already", i, reporter, seen_jid[reporter]);
+			end
+			seen_jid[reporter] = id;
+		end
+		local node_muc = node.muc;
+		if node_muc ~= nil then node_muc = host_name(("%s.nodes[%d].muc"):format(name, i), node_muc); end
+		v.nodes[i].jid, v.nodes[i].muc, v.nodes[i].reports = reporter, node_muc, reports;
 	end
 	for k in pairs(nodes) do
 		if math.type(k) ~= "integer" or k < 1 or k > #v.nodes then fail(name, "nodes must be a list, found key %s", tostring(k)); end
@@ -382,6 +405,43 @@ local function read()
 
 	-- Visitors (docs/protocol.md §6, visitors.lib).
 	cfg.visitors = read_visitors(cfg);
+
+	-- Role (docs/protocol.md §6.2, vnode_role.lib): a visitor node reports its visitors to the main server.
+	do
+		local role = module:get_option("conference_request_role", "main");
+		if role ~= "main" and role ~= "visitor_node" then
+			fail("conference_request_role", "expected \"main\" or \"visitor_node\", got %s", tostring(role));
+		end
+		cfg.role = role;
+		local main = module:get_option("conference_request_main");
+		local node_id = module:get_option("conference_request_node_id");
+		cfg.report_interval = number_option("conference_request_report_interval", 10, 0);
+		if cfg.report_interval <= 0 then
+			fail("conference_request_report_interval", "must be > 0 seconds, got %s", tostring(cfg.report_interval));
+		end
+		if role == "visitor_node" then
+			if main == nil then
+				fail("conference_request_main", "required with conference_request_role = \"visitor_node\" "
+					.. "(the main server's conference_request host, where reports go)");
+			end
+			if type(main) ~= "string" or not jid.prep(main) or jid.resource(main) then
+				fail("conference_request_main", "expected a host or bare JID such as focus.meet.example.com, got %s", tostring(main));
+			end
+			cfg.main = jid.prep(main);
+			if node_id == nil then
+				fail("conference_request_node_id", "required with conference_request_role = \"visitor_node\" "
+					.. "(the id the main server's conference_request_visitors.nodes knows this node by)");
+			end
+			if type(node_id) ~= "string" or not node_id:match("^[%w._-]+$") or #node_id > 64 then
+				fail("conference_request_node_id", "expected a name of letters, digits, '.', '_' or '-' (at most 64), got %s",
+					tostring(node_id));
+			end
+			cfg.node_id = node_id;
+		elseif main ~= nil or node_id ~= nil then
+			module:log("warn", "conference_request_main / conference_request_node_id are only read with "
+				.. "conference_request_role = \"visitor_node\"");
+		end
+	end
 
 	return cfg;
 end

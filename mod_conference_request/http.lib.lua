@@ -13,7 +13,7 @@
 
 local json = require "util.json";
 
-local function new(cfg, native, codec, service, metrics, registry, focus, visitors)
+local function new(cfg, native, codec, service, metrics, registry, focus, visitors, reporter)
 	local conditions = native.conditions;
 	local started = os.time();
 
@@ -205,14 +205,23 @@ local function new(cfg, native, codec, service, metrics, registry, focus, visito
 			local nodes = {};
 			for i, n in ipairs(s.nodes) do
 				nodes[i] = { id = n.id, healthy = n.healthy, load = n.load, visitors = n.visitors, pending = n.pending,
-					capacity = n.capacity, weight = n.weight, rooms = type(n.rooms) == "table" and #n.rooms or n.rooms };
+					capacity = n.capacity, weight = n.weight, rooms = type(n.rooms) == "table" and #n.rooms or n.rooms,
+					-- the report protocol (docs/protocol.md §6.2): seconds since the last report, why down
+					reported = n.reported or json.null, down_reason = n.down_reason or json.null };
 			end
 			vis = { redirects = s.counts.redirects, queued = s.counts.queued, forwarded = s.counts.forwarded,
 				choice = { reuse = s.counts.reuse, hash = s.counts.hash, least_loaded = s.counts.least_loaded,
 					none = s.counts.none }, nodes = nodes };
 		end
+		local report; -- a visitor node's reports to the main server (vnode_role.lib)
+		if reporter then
+			local r = reporter.status();
+			report = { node = r.node, main = r.main, total = r.total, rooms = r.rooms, in_flight = r.in_flight,
+				sent = r.counts.sent, acked = r.counts.acked, failed = r.counts.failed, full = r.counts.full,
+				max_bytes = r.counts.max_bytes };
+		end
 		return json.encode({
-			status = "ok", visitors = vis,
+			status = "ok", visitors = vis, report = report,
 			uptime = os.time() - started,
 			rooms = stats.rooms, rooms_ready = stats.ready, rooms_pending = stats.pending, waiters = stats.waiters,
 			requests = counts.requests, answers_ready = counts.ready, answers_not_ready = counts.not_ready,

@@ -8,7 +8,8 @@
 -- http.lib), the request flow (service.lib), the built-in focus and MUC tracking (focus.lib) or
 -- the external focus (external_focus.lib, when conference_request_focus is set), owner rights
 -- granted by the built-in focus (moderation.lib), rate limits (ratelimit.lib), visitor nodes
--- (visitors.lib), metrics (metrics.lib) and operator commands (shell.lib).
+-- (visitors.lib), reports between visitor nodes and the main server (vnode_role.lib on a node,
+-- vnode_main.lib on the main server), metrics (metrics.lib) and operator commands (shell.lib).
 
 local st = require "util.stanza";
 
@@ -61,10 +62,22 @@ if cfg.visitors and cfg.visitors.enabled then
 	visitors = module:require "visitors".new(cfg.visitors, { native = native, forward = focus.forward,
 		main_muc = cfg.muc, focus = cfg.focus, focus_jid = cfg.focus_jid, max_rooms = cfg.max_rooms });
 end
+-- Reports from visitor nodes (docs/protocol.md §6.2, vnode_main.lib): node health and loads, built-in focus only.
+local vnode_main;
+if visitors and visitors.node_set() then
+	local reporting = false;
+	for _, n in ipairs(cfg.visitors.nodes) do reporting = reporting or n.reports; end
+	if reporting then
+		vnode_main = module:require "vnode_main".new(cfg.visitors, visitors, { main_muc = cfg.muc });
+		visitors.health = vnode_main;
+	end
+end
+-- A visitor node reports its visitors to the main server (vnode_role.lib).
+local reporter = cfg.role == "visitor_node" and module:require "vnode_role".new(cfg) or nil;
 local service = module:require "service".new(cfg, focus, metrics, registry, ratelimit, auth, visitors);
 module:require "xmpp".new(native, codec, service);
 if cfg.http then
-	module:require "http".new(cfg, native, codec, service, metrics, registry, focus, visitors);
+	module:require "http".new(cfg, native, codec, service, metrics, registry, focus, visitors, reporter);
 end
 local shell = module:require "shell".new(focus, registry, metrics, visitors);
 -- Legacy jabber:iq:conference on the MUC host (docs/protocol.md §7, legacy.lib), unless turned off.
@@ -72,6 +85,8 @@ local legacy = legacy_lib and legacy_lib.new(cfg.muc, native, legacy_opts) or ni
 
 focus.start();
 if visitors then visitors.start(); end
+if vnode_main then vnode_main.start(); end
+if reporter then reporter.start(); end
 if moderation then moderation.start(); end
 
 module:log("info", "serving conference requests for %s%s (%s focus, focusjid %s)%s", cfg.muc,
@@ -80,18 +95,22 @@ module:log("info", "serving conference requests for %s%s (%s focus, focusjid %s)
 	cfg.http and ", HTTP door on" or "");
 
 function module.save()
-	return { unjoined = focus.save(), auth = auth.save(), visitors = visitors and visitors.save() };
+	return { unjoined = focus.save(), auth = auth.save(), visitors = visitors and visitors.save(),
+		vnode_main = vnode_main and vnode_main.save() };
 end
 
 function module.restore(state)
 	focus.restore(state and state.unjoined);
 	auth.restore(state and state.auth);
 	if visitors then visitors.restore(state and state.visitors); end
+	if vnode_main then vnode_main.restore(state and state.vnode_main); end
 end
 
 function module.unload()
 	focus.stop();
 	auth.stop();
 	shell.stop();
+	if vnode_main then vnode_main.stop(); end
+	if reporter then reporter.stop(); end
 	if legacy then legacy.stop(); end
 end

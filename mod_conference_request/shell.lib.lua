@@ -7,7 +7,7 @@
 --   conference_request:visitor_room(room [, host])   the nodes a room sends visitors to (visitors, pending)
 --   conference_request:node_down(id [, host]) / :node_up(id [, host])   mark a visitor node down / up
 --   conference_request:node_load(id, visitors [, room] [, host])   set a node's reported visitors, in
---                                      total or in one room (trials, until nodes report themselves)
+--                                      total or in one room (an override until the node's next report)
 
 local function new(focus, registry, metrics, visitors)
 	local shell_env = module:shared("/*/admin_shell/env");
@@ -93,9 +93,10 @@ local function new(focus, registry, metrics, visitors)
 				local rooms = node.rooms;
 				local room_text = type(rooms) == "table" and (#rooms .. (#rooms > 0 and (" " .. table.concat(rooms, " ")) or ""))
 					or tostring(rooms);
-				print(("  %s %s focus=%s weight=%s capacity=%d load=%d visitors=%d pending=%d rooms=%s"):format(node.id,
-					node.healthy and "up" or "DOWN", node.focus_jid, tostring(node.weight), node.capacity, node.load,
-					node.visitors, node.pending, room_text));
+				print(("  %s %s focus=%s weight=%s capacity=%d load=%d visitors=%d pending=%d rooms=%s reported=%s down_reason=%s")
+					:format(node.id, node.healthy and "up" or "DOWN", node.focus_jid, tostring(node.weight), node.capacity,
+					node.load, node.visitors, node.pending, room_text,
+					node.reported and ("%.1fs"):format(node.reported) or "never", node.down_reason or "-"));
 			end
 		end
 		return true, ("%d node(s)"):format(n);

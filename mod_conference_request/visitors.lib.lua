@@ -69,12 +69,19 @@ local function new(vcfg, env)
 		if not (native and native.vnodes) then
 			error("invalid option conference_request_visitors: needs a native build with vnodes (native.vnodes)", 0);
 		end
-		local ok, made = pcall(native.vnodes, { nodes = vcfg.nodes, pending_window = vcfg.pending_window,
+		local core_nodes = {}; -- the C core's fields only (jid, muc, reports are the report protocol's)
+		for i, n in ipairs(vcfg.nodes) do
+			core_nodes[i] = { id = n.id, focus_jid = n.focus_jid, weight = n.weight, capacity = n.capacity };
+		end
+		local ok, made = pcall(native.vnodes, { nodes = core_nodes, pending_window = vcfg.pending_window,
 			max_rooms = env.max_rooms });
 		if not ok then error("invalid option conference_request_visitors: " .. tostring(made), 0); end
 		set = made;
 	end
 	local now = env.clock or st_time.monotonic;
+	local muc_of = {}; -- node id -> its MUC host (answered as vnode-muc)
+	for _, n in ipairs(vcfg.nodes or {}) do muc_of[n.id] = n.muc; end
+	-- v.health: vnode_main.lib (reports from the nodes) when it runs: node health and report ages
 	local ignore = {};
 	for _, d in ipairs(vcfg.ignore_domains or {}) do ignore[d] = true; end
 	-- external mode: rooms the focus sent visitors of to a node (bounded, forgotten with the room)
@@ -259,6 +266,7 @@ local function new(vcfg, env)
 		end
 		return pass(room_jid, host, request, requester, function(result)
 			if result.condition or not result.ready then return respond(with_supported(result, supported)); end
+			if v.health then v.health.tick(); end -- report ages as of now (the timer may lag a little)
 			local node, focus_jid, how = set:choose(room_jid, now());
 			how = node and how or "none";
 			local key = how:gsub("%-", "_");
@@ -273,6 +281,7 @@ local function new(vcfg, env)
 			local copy = {};
 			for k, val in pairs(result) do copy[k] = val; end
 			copy.vnode, copy.focus_jid, copy.visitors_supported = node, focus_jid, true;
+			copy.vnode_muc = muc_of[node];
 			redirected(node);
 			module:log("info", "%s request for %s redirected to visitor node %s (%s, %s)", requester.door, room_jid,
 				node, why, how);
@@ -289,9 +298,15 @@ local function new(vcfg, env)
 	end
 
 	-- Operators (shell.lib, health route) -------------------------------------------------------
+	-- The node set of the built-in focus (nil in external mode); module reloads may replace it.
+	function v.node_set() return set; end
+
 	function v.nodes()
 		if not set then return {}; end
-		return set:nodes(now());
+		if v.health then v.health.tick(); end
+		local list = set:nodes(now());
+		if v.health then v.health.annotate(list); end
+		return list;
 	end
 
 	function v.room(room_jid)
@@ -304,6 +319,8 @@ local function new(vcfg, env)
 
 	function v.set_healthy(node, healthy)
 		if not set then return nil, "item-not-found", "the external focus chooses visitor nodes"; end
+		-- with reports, the operator's mark is one of the health inputs: down wins until up
+		if v.health then return v.health.operator(node, healthy); end
 		local ok, cond, text = set:set_healthy(node, healthy);
 		if ok then module:log("info", "visitor node %s marked %s", node, healthy and "up" or "down"); end
 		return ok, cond, text;

@@ -62,33 +62,36 @@ cr_condition cr_answer_config_add_extra(cr_answer_config *c, const char *name, s
     return CR_OK;
 }
 
-size_t cr_answer_max_properties(const cr_answer_config *c) { return 5 + c->nextras; }
+size_t cr_answer_max_properties(const cr_answer_config *c) { return 6 + c->nextras; }
+
+static bool present(cr_sv v) { return v.s != NULL && v.len > 0; }
 
 static cr_sv boolsv(bool b) { return b ? SV("true") : SV("false"); }
 
 size_t cr_answer_properties(const cr_answer *a, const cr_answer_config *c, size_t first,
                             cr_prop *out, size_t cap) {
-    cr_prop fixed[5];
+    cr_prop fixed[6];
     size_t nf = 0;
     fixed[nf++] = (cr_prop){SV("authentication"), boolsv(c->authentication)};
     if (c->external_auth >= 0) fixed[nf++] = (cr_prop){SV("externalAuth"), boolsv(c->external_auth != 0)};
     if (c->sip_gateway) fixed[nf++] = (cr_prop){SV("sipGatewayEnabled"), SV("true")};
     if (a->live_queue) fixed[nf++] = (cr_prop){SV("live"), SV("false")};
     else fixed[nf++] = (cr_prop){SV("visitors-supported"), boolsv(a->visitors_supported)};
+    if (present(a->vnode_muc)) fixed[nf++] = (cr_prop){SV("vnode-muc"), a->vnode_muc};
     size_t total = nf + c->nextras, n = 0;
     for (size_t i = first; i < total && n < cap; i++, n++)
         out[n] = i < nf ? fixed[i] : c->extras[i - nf];
     return n;
 }
 
-static bool present(cr_sv v) { return v.s != NULL && v.len > 0; }
-
 cr_condition cr_answer_check(const cr_answer *a, cr_error *err) {
     if (!present(a->room)) return cr_error_set(err, CR_BAD_REQUEST, "answer without room");
     if (!present(a->focus_jid)) return cr_error_set(err, CR_BAD_REQUEST, "answer without focus_jid");
-    const cr_sv *all[] = {&a->room, &a->focus_jid, &a->session_id, &a->identity, &a->vnode};
-    static const char *const names[] = {"room", "focus_jid", "session_id", "identity", "vnode"};
-    for (size_t i = 0; i < 5; i++)
+    const cr_sv *all[] = {&a->room,     &a->focus_jid, &a->session_id,
+                          &a->identity, &a->vnode,     &a->vnode_muc};
+    static const char *const names[] = {"room",     "focus_jid", "session_id",
+                                        "identity", "vnode",     "vnode_muc"};
+    for (size_t i = 0; i < 6; i++)
         if (present(*all[i]) && !cr_xml_safe(all[i]->s, all[i]->len))
             return cr_error_set(err, CR_BAD_REQUEST, "answer %s is not XML-safe UTF-8", names[i]);
     return CR_OK;
@@ -156,7 +159,7 @@ cr_condition cr_answer_render_json(const cr_answer *a, const cr_answer_config *c
               json_field(o, "focusJid", a->focus_jid) &&
               json_field(o, "sessionId", a->session_id) &&
               json_field(o, "identity", a->identity) && json_field(o, "vnode", a->vnode) &&
-              cr_buf_puts(o, ",\"properties\":{");
+              json_field(o, "vnodeMuc", a->vnode_muc) && cr_buf_puts(o, ",\"properties\":{");
     cr_prop chunk[16];
     size_t done = 0, n;
     while (ok && (n = cr_answer_properties(a, c, done, chunk, 16)) > 0) {

@@ -209,6 +209,7 @@ typedef struct {
     bool ready;
     cr_sv focus_jid; /* required */
     cr_sv session_id, identity, vnode; /* optional */
+    cr_sv vnode_muc; /* optional: the visitor node's MUC host (property vnode-muc, JSON vnodeMuc) */
     bool visitors_supported;
     bool live_queue;
 } cr_answer;
@@ -480,6 +481,8 @@ typedef struct {
     double pending_window; /* seconds a redirect counts as a visitor not yet arrived (60); >= 0 */
     size_t max_rooms;      /* rooms with state (100000) */
     size_t max_pending;    /* pending redirects kept in all (1000000), <= CR_VNODES_MAX_PENDING_LIMIT */
+    size_t max_node_rooms; /* rooms one node may report visitors in (0 = max_rooms); a report
+                              naming one more room is refused (reports, issue 12) */
     cr_alloc_fn alloc;     /* NULL: malloc/realloc/free */
     void *alloc_ud;        /* borrowed; handed to alloc */
 } cr_vnodes_config;
@@ -557,11 +560,20 @@ bool cr_vnodes_uses(const cr_vnodes *s, const char *room, size_t len);
 /* The node's reported visitor count for room (borrowed) at now. An increase consumes that
  * many of the pair's pending redirects, oldest first (arrivals); 0 forgets the pair once no
  * redirect is pending. CR_RESOURCE_CONSTRAINT when the room is new and max_rooms rooms have
- * state, CR_INTERNAL_SERVER_ERROR on allocation failure (nothing changed then). node < count. */
+ * state, or when the pair is new and the node already has max_node_rooms rooms, CR_INTERNAL_SERVER_ERROR on allocation failure (nothing changed then). node < count. */
 cr_condition cr_vnodes_report(cr_vnodes *s, size_t node, const char *room, size_t len,
                               uint32_t visitors, double now, cr_error *err);
 /* The node's total visitor count (a heartbeat); load uses max(this, sum of room reports). */
 void cr_vnodes_report_total(cr_vnodes *s, size_t node, uint64_t visitors, double now);
+/* Snapshots (the report protocol, docs/protocol.md §6.2, issue 12): a node's full report may
+ * come in several parts. cr_vnodes_snapshot_begin starts one for node (< count): every report
+ * for that node from then on marks its (room, node) pair as seen. cr_vnodes_snapshot_end sets
+ * the node's reported visitors to 0 in every room it reported in and that no report marked since
+ * the begin (pending redirects stay); the pairs left empty are freed like a report of 0. Returns
+ * how many rooms were cleared. O(pairs of the set). Allocates nothing; a second end without a
+ * begin clears nothing (every pair still carries the mark). */
+void cr_vnodes_snapshot_begin(cr_vnodes *s, size_t node);
+size_t cr_vnodes_snapshot_end(cr_vnodes *s, size_t node, double now);
 /* Drops every (room, node) state of the room (room destroyed). */
 void cr_vnodes_forget_room(cr_vnodes *s, const char *room, size_t len);
 /* Figures of node (< count) as of the last expiry; out is the caller's. */

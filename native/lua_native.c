@@ -402,6 +402,7 @@ static void read_answer(lua_State *L, cr_answer *a) {
     a->session_id = answer_str(L, "session_id", false);
     a->identity = answer_str(L, "identity", false);
     a->vnode = answer_str(L, "vnode", false);
+    a->vnode_muc = answer_str(L, "vnode_muc", false);
     a->visitors_supported = answer_bool(L, "visitors_supported", false);
     a->live_queue = answer_bool(L, "live_queue", false);
     cr_error err;
@@ -1236,10 +1237,12 @@ static void vnodes_add(lua_State *L, lvnodes *v, int idx, lua_Integer pos) {
 
 /* native.vnodes(config) -> set
  * config: nodes = { { id = s, focus_jid = s, weight = n (1), capacity = n (500) }, … },
- *         pending_window = seconds (60), max_rooms = n (100000), max_pending = n (1000000).
+ *         pending_window = seconds (60), max_rooms = n (100000), max_pending = n (1000000),
+ *         max_node_rooms = n (max_rooms: rooms one node may report visitors in).
  * Raises on a bad config (duplicate id, weight <= 0, capacity < 1, unknown field, …). */
 static int l_vnodes(lua_State *L) {
-    static const char *const keys[] = {"nodes", "pending_window", "max_rooms", "max_pending", NULL};
+    static const char *const keys[] = {"nodes", "pending_window", "max_rooms", "max_pending",
+                                       "max_node_rooms", NULL};
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     check_keys(L, 1, keys);
@@ -1255,6 +1258,7 @@ static int l_vnodes(lua_State *L) {
     lua_pop(L, 1);
     opt_limit(L, 1, "max_rooms", &cfg.max_rooms);
     opt_limit(L, 1, "max_pending", &cfg.max_pending);
+    opt_limit(L, 1, "max_node_rooms", &cfg.max_node_rooms);
     if (cfg.max_pending > CR_VNODES_MAX_PENDING_LIMIT)
         luaL_error(L, "option 'max_pending' is too large (at most %I)",
                    (lua_Integer)CR_VNODES_MAX_PENDING_LIMIT);
@@ -1363,6 +1367,33 @@ static int l_vnodes_report_total(lua_State *L) {
     if (!in_range) return vnodes_bad_count(L);
     cr_vnodes_report_total(v->s, node, (uint64_t)visitors, now);
     lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* set:snapshot_begin(node_id) -> true | nil, "item-not-found", text
+ * Reports for the node from now on mark their rooms (a full report in parts, issue 12). */
+static int l_vnodes_snapshot_begin(lua_State *L) {
+    lvnodes *v = check_vnodes(L);
+    size_t node;
+    bool known = vnodes_node(L, v, 2, &node);
+    lua_settop(L, 2);
+    if (!known) return vnodes_unknown(L);
+    cr_vnodes_snapshot_begin(v->s, node);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* set:snapshot_end(node_id, now) -> cleared | nil, "item-not-found", text
+ * The node's rooms not reported since snapshot_begin get 0 visitors; cleared = how many. */
+static int l_vnodes_snapshot_end(lua_State *L) {
+    lvnodes *v = check_vnodes(L);
+    size_t node;
+    bool known = vnodes_node(L, v, 2, &node);
+    double now = vnodes_time(L, 3);
+    lua_settop(L, 3);
+    if (!known) return vnodes_unknown(L);
+    size_t cleared = cr_vnodes_snapshot_end(v->s, node, now);
+    lua_pushinteger(L, (lua_Integer)cleared);
     return 1;
 }
 
@@ -1497,7 +1528,8 @@ static void open_vnodes(lua_State *L) {
         {"report", l_vnodes_report},           {"report_total", l_vnodes_report_total},
         {"set_healthy", l_vnodes_set_healthy}, {"forget_room", l_vnodes_forget_room},
         {"nodes", l_vnodes_nodes},             {"room", l_vnodes_room},
-        {"stats", l_vnodes_stats},             {NULL, NULL}};
+        {"stats", l_vnodes_stats},             {"snapshot_begin", l_vnodes_snapshot_begin},
+        {"snapshot_end", l_vnodes_snapshot_end}, {NULL, NULL}};
     static const luaL_Reg meta[] = {{"__gc", l_vnodes_gc}, {"__close", l_vnodes_gc},
                                     {"__tostring", l_vnodes_tostring}, {NULL, NULL}};
     new_class(L, VNODES_MT, methods, meta);

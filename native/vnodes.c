@@ -41,6 +41,8 @@ typedef struct {
     uint64_t total;         /* reported total */
     uint64_t pending;       /* sum of the pairs' pending */
     size_t rooms;           /* pairs on this node */
+    size_t reported_rooms;  /* pairs on this node with reported > 0 (max_node_rooms) */
+    uint32_t epoch;         /* snapshot mark (cr_vnodes_snapshot_begin) */
 } vnode;
 
 typedef struct {
@@ -59,6 +61,7 @@ typedef struct {
     uint32_t reported;
     uint32_t pending;  /* live entries in the ring not consumed */
     uint32_t consumed; /* the pair's oldest entries in the ring that an arrival consumed */
+    uint32_t seen;     /* the node's epoch at the pair's last report (snapshots) */
 } vpair;
 
 typedef struct {
@@ -228,6 +231,7 @@ static uint32_t new_pair(cr_vnodes *s, vroom *r, size_t node) {
     x->room = r;
     x->node = (uint32_t)node;
     x->reported = x->pending = x->consumed = 0;
+    x->seen = s->nodes[node].epoch - 1; /* not seen in the current snapshot */
     x->next = r->head;
     r->head = p;
     r->npairs++;
@@ -411,6 +415,7 @@ void cr_vnodes_config_default(cr_vnodes_config *c) {
     c->pending_window = 60;
     c->max_rooms = 100000;
     c->max_pending = 1000000;
+    c->max_node_rooms = 0;
     c->alloc = NULL;
     c->alloc_ud = NULL;
 }
@@ -536,6 +541,13 @@ cr_condition cr_vnodes_report(cr_vnodes *s, size_t node, const char *room, size_
         fresh = true;
     }
     uint32_t p = find_pair(s, r, node);
+    if (p == NIL || s->pairs[p].reported == 0) {
+        size_t cap = s->cfg.max_node_rooms ? s->cfg.max_node_rooms : s->cfg.max_rooms;
+        if (visitors > 0 && s->nodes[node].reported_rooms >= cap) {
+            if (fresh) remove_room(s, r);
+            return cr_error_set(err, CR_RESOURCE_CONSTRAINT, "the node reports visitors in too many rooms");
+        }
+    }
     if (p == NIL) {
         if (visitors == 0) return CR_OK;
         p = new_pair(s, r, node);
@@ -554,9 +566,34 @@ cr_condition cr_vnodes_report(cr_vnodes *s, size_t node, const char *room, size_
         n->pending -= c;
     }
     n->room_visitors = n->room_visitors - x->reported + visitors;
+    if (x->reported == 0 && visitors > 0) n->reported_rooms++;
+    else if (x->reported > 0 && visitors == 0) n->reported_rooms--;
     x->reported = visitors;
+    x->seen = n->epoch;
     maybe_free_pair(s, p);
     return CR_OK;
+}
+
+void cr_vnodes_snapshot_begin(cr_vnodes *s, size_t node) {
+    if (node < s->nnodes) s->nodes[node].epoch++;
+}
+
+size_t cr_vnodes_snapshot_end(cr_vnodes *s, size_t node, double now) {
+    if (node >= s->nnodes) return 0;
+    cr_vnodes_expire(s, now);
+    vnode *n = &s->nodes[node];
+    size_t cleared = 0;
+    /* slots in index order: freeing one (maybe_free_pair) only clears that slot */
+    for (uint32_t p = 0; p < s->pcap && n->reported_rooms > 0; p++) {
+        vpair *x = &s->pairs[p];
+        if (!x->room || x->node != node || x->reported == 0 || x->seen == n->epoch) continue;
+        n->room_visitors -= x->reported;
+        n->reported_rooms--;
+        x->reported = 0;
+        cleared++;
+        maybe_free_pair(s, p);
+    }
+    return cleared;
 }
 
 void cr_vnodes_report_total(cr_vnodes *s, size_t node, uint64_t visitors, double now) {
@@ -570,6 +607,7 @@ void cr_vnodes_forget_room(cr_vnodes *s, const char *room, size_t len) {
     for (uint32_t k = r->npairs; k > 0; k--) { /* the last free_pair frees r */
         vpair *x = &s->pairs[r->head];
         s->nodes[x->node].room_visitors -= x->reported;
+        if (x->reported > 0) s->nodes[x->node].reported_rooms--;
         s->nodes[x->node].pending -= x->pending;
         free_pair(s, r->head);
     }
@@ -644,7 +682,8 @@ bool cr_vnodes_check(const cr_vnodes *s) {
     if (s->nrooms * 4 > (s->mask + 1) * 3) return false;
     /* per-node sums recomputed from the pairs */
     uint64_t vis[CR_VNODES_MAX_NODES], pend[CR_VNODES_MAX_NODES];
-    size_t rooms[CR_VNODES_MAX_NODES];
+    size_t rooms[CR_VNODES_MAX_NODES], reported[CR_VNODES_MAX_NODES];
+    memset(reported, 0, sizeof reported);
     memset(vis, 0, sizeof vis);
     memset(pend, 0, sizeof pend);
     memset(rooms, 0, sizeof rooms);
@@ -666,6 +705,7 @@ bool cr_vnodes_check(const cr_vnodes *s) {
             vis[x->node] += x->reported;
             pend[x->node] += x->pending;
             rooms[x->node]++;
+            if (x->reported > 0) reported[x->node]++;
         }
         if (k != r->npairs) return false;
         np += k;
@@ -673,7 +713,7 @@ bool cr_vnodes_check(const cr_vnodes *s) {
     if (nr != s->nrooms || np != s->npairs) return false;
     for (size_t i = 0; i < s->nnodes; i++)
         if (vis[i] != s->nodes[i].room_visitors || pend[i] != s->nodes[i].pending ||
-            rooms[i] != s->nodes[i].rooms)
+            rooms[i] != s->nodes[i].rooms || reported[i] != s->nodes[i].reported_rooms)
             return false;
     /* ring: time order, and every live pair's pending + consumed equals its live entries */
     size_t nfree = 0;

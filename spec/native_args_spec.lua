@@ -89,6 +89,10 @@ local FUNCTIONS = {
 	{ "vnodes:room", function() local v = vnodes(); return v.room, { v, "r@d", 10 } end, 3,
 		either(one("table"), function(r) return r.n == 1 and r[1] == nil end) },
 	{ "vnodes:stats", function() local v = vnodes(); return v.stats, { v } end, 1, one("table") },
+	{ "vnodes:snapshot_begin", function() local v = vnodes(); return v.snapshot_begin, { v, "v1" } end, 2,
+		either(is_true, is_triple) },
+	{ "vnodes:snapshot_end", function() local v = vnodes(); return v.snapshot_end, { v, "v1", 10 } end, 3,
+		either(one("number"), is_triple) },
 	{ "vnodes:__tostring", function() local v = vnodes(); return getmetatable(v).__tostring, { v } end, 1, one("string") },
 	{ "vnodes:__close", function() local v = vnodes(); return getmetatable(v).__close, { v, nil } end, 1, is_nothing },
 	{ "native.codec", function() return native.codec, {} end, 1, one("userdata") },
@@ -327,7 +331,7 @@ describe("constructors", function()
 				"authentication", "external_auth", "sip_gateway", "extra_properties", "stanza_mt" },
 			[native.registry] = { "max_rooms", "max_waiters_per_room", "max_waiters" },
 			[native.legacy_parser] = { "max_nicks", "max_nick", "max_secret", "max_name", "max_depth" },
-			[native.vnodes] = { "nodes", "pending_window", "max_rooms", "max_pending" },
+			[native.vnodes] = { "nodes", "pending_window", "max_rooms", "max_pending", "max_node_rooms" },
 		}
 		for ctor, keys in pairs(opts) do
 			for _, key in ipairs(keys) do
@@ -343,7 +347,7 @@ describe("constructors", function()
 	end)
 
 	it("native.vnodes raises for every bad option or node field value, and only for those", function()
-		for _, key in ipairs({ "pending_window", "max_rooms", "max_pending" }) do
+		for _, key in ipairs({ "pending_window", "max_rooms", "max_pending", "max_node_rooms" }) do
 			for _, bad in ipairs(BAD) do
 				local ok, r = pcall(native.vnodes, { nodes = VNODES.nodes, [key] = bad[2] })
 				if ok then assert.is_userdata(r) else assert.is_string(r) end

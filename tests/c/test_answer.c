@@ -65,6 +65,27 @@ static void test_full(void) {
               "\"properties\":{\"authentication\":\"true\",\"externalAuth\":\"false\","
               "\"sipGatewayEnabled\":\"true\",\"visitors-supported\":\"true\",\"alpha\":\"a\","
               "\"mid&\":\"<'\\\">\",\"zeta\":\"z\"}}");
+    /* a redirect naming the node's MUC: property vnode-muc (both doors), JSON key vnodeMuc */
+    a.vnode_muc = S("conference.v1.meet.jitsi");
+    a.session_id = a.identity = (cr_sv){NULL, 0};
+    c.external_auth = -1;
+    c.sip_gateway = false;
+    CHECK_STR(xml(&a, &c),
+              "<conference xmlns='" NS "' room='r&amp;&lt;&gt;&apos;&quot;@d' ready='true' "
+              "focusjid='focus.example' vnode='v1'>"
+              "<property name='authentication' value='true'/>"
+              "<property name='visitors-supported' value='true'/>"
+              "<property name='vnode-muc' value='conference.v1.meet.jitsi'/>"
+              "<property name='alpha' value='a'/>"
+              "<property name='mid&amp;' value='&lt;&apos;&quot;&gt;'/>"
+              "<property name='zeta' value='z'/></conference>");
+    CHECK_STR(json(&a, &c),
+              "{\"room\":\"r&<>'\\\"@d\",\"ready\":true,\"focusJid\":\"focus.example\","
+              "\"vnode\":\"v1\",\"vnodeMuc\":\"conference.v1.meet.jitsi\","
+              "\"properties\":{\"authentication\":\"true\",\"visitors-supported\":\"true\","
+              "\"vnode-muc\":\"conference.v1.meet.jitsi\",\"alpha\":\"a\","
+              "\"mid&\":\"<'\\\">\",\"zeta\":\"z\"}}");
+    a.vnode_muc = (cr_sv){NULL, 0};
     /* live queue: live=false replaces visitors-supported */
     a.live_queue = true;
     a.session_id = a.identity = a.vnode = (cr_sv){NULL, 0};

@@ -417,6 +417,78 @@ static void test_forget(void) {
     cr_vnodes_free(s);
 }
 
+/* ---- snapshots and the per-node room bound (reports, issue 12) -------------------------------- */
+static uint64_t room_visitors(cr_vnodes *s, const char *id) {
+    cr_vnode_info in;
+    cr_vnodes_node_info(s, idx(s, id), &in);
+    return in.room_visitors;
+}
+
+static void test_snapshot(void) {
+    cr_vnodes *s = mk(60, 0, 0, NULL);
+    add(s, "v1", 1, 100);
+    add(s, "v2", 1, 100);
+    size_t n;
+    report(s, "v1", "a@x", 3, 0);
+    report(s, "v1", "b@x", 2, 0);
+    report(s, "v1", "c@x", 1, 0);
+    report(s, "v2", "a@x", 5, 0);
+    /* a pending redirect to v1 for a room it has not reported: stays through the snapshot */
+    cr_vnodes_choose(s, K("d@x"), 0, &n);
+    bool d_on_v1 = n == idx(s, "v1");
+    /* snapshot of v1 in two parts: a=4 | c=1; b is absent from it */
+    cr_vnodes_snapshot_begin(s, idx(s, "v1"));
+    report(s, "v1", "a@x", 4, 1);
+    CHECK(cr_vnodes_check(s));
+    report(s, "v1", "c@x", 1, 1);
+    CHECK(cr_vnodes_snapshot_end(s, idx(s, "v1"), 1) == 1);
+    CHECK(room_visitors(s, "v1") == 5);
+    cr_vnode_pair_info pi[2];
+    CHECK(cr_vnodes_room_info(s, K("b@x"), pi, 2) == 0); /* b forgotten with its last pair */
+    CHECK(room_visitors(s, "v2") == 5);                  /* the other node untouched */
+    CHECK(cr_vnodes_uses(s, K("d@x")));                  /* pending kept */
+    if (d_on_v1) CHECK(pending(s, "v1") == 1);
+    CHECK(cr_vnodes_check(s));
+    /* a second end without a begin clears nothing */
+    CHECK(cr_vnodes_snapshot_end(s, idx(s, "v1"), 1) == 0);
+    CHECK(room_visitors(s, "v1") == 5);
+    /* an empty snapshot clears every room of the node */
+    cr_vnodes_snapshot_begin(s, idx(s, "v1"));
+    CHECK(cr_vnodes_snapshot_end(s, idx(s, "v1"), 2) == 2);
+    CHECK(room_visitors(s, "v1") == 0 && room_visitors(s, "v2") == 5);
+    CHECK(cr_vnodes_uses(s, K("a@x")) && !cr_vnodes_uses(s, K("c@x")));
+    CHECK(cr_vnodes_check(s));
+    cr_vnodes_snapshot_begin(s, 99); /* unknown node: nothing */
+    CHECK(cr_vnodes_snapshot_end(s, 99, 2) == 0);
+    cr_vnodes_free(s);
+}
+
+static void test_node_rooms(void) {
+    cr_vnodes_config cfg;
+    cr_vnodes_config_default(&cfg);
+    cfg.max_node_rooms = 3;
+    cr_vnodes *s = cr_vnodes_new(&cfg);
+    add(s, "v1", 1, 100);
+    add(s, "v2", 1, 100);
+    char room[64];
+    for (int i = 0; i < 3; i++) {
+        room_name(room, sizeof room, i);
+        report(s, "v1", room, 1, 0);
+    }
+    room_name(room, sizeof room, 3);
+    CHECK(cr_vnodes_report(s, idx(s, "v1"), K(room), 1, 0, &E) == CR_RESOURCE_CONSTRAINT);
+    CHECK(!cr_vnodes_uses(s, K(room))); /* nothing kept of the refused room */
+    report(s, "v2", room, 1, 0);         /* the bound is per node */
+    room_name(room, sizeof room, 0);
+    report(s, "v1", room, 7, 0);         /* a room it has: still updated */
+    report(s, "v1", room, 0, 0);         /* one freed … */
+    room_name(room, sizeof room, 3);
+    report(s, "v1", room, 1, 0);         /* … makes room for another */
+    CHECK(room_visitors(s, "v1") == 3);
+    CHECK(cr_vnodes_check(s));
+    cr_vnodes_free(s);
+}
+
 /* ---- weights ------------------------------------------------------------------------------------ */
 #define ROOMS 10000
 static void test_weights(void) {
@@ -777,6 +849,8 @@ int main(void) {
     test_rules();
     test_pending();
     test_forget();
+    test_snapshot();
+    test_node_rooms();
     test_weights();
     test_stability();
     test_down();

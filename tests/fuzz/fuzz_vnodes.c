@@ -123,6 +123,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     cfg.pending_window = next(&r) % 16;
     cfg.max_rooms = 1 + next(&r) % 16;
     cfg.max_pending = 1 + next(&r) % 48;
+    cfg.max_node_rooms = (flags & 0x40) ? 1 + (flags & 7) : 0; /* per-node bound (reports) */
     cfg.alloc = fz_alloc;
     cfg.alloc_ud = &a;
     cr_vnodes *s = cr_vnodes_new(&cfg);
@@ -180,8 +181,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 INVARIANT(cr_vnodes_report(s, 0, room, len, 1, now, &err) == CR_ITEM_NOT_FOUND);
             }
             break;
-        case 3: /* report_total */
-            if (nn) cr_vnodes_report_total(s, y % nn, y >> 4, now);
+        case 3: /* report_total, or a snapshot's begin / end (reports, issue 12) */
+            if (nn && (x & 3) == 1) {
+                cr_vnodes_snapshot_begin(s, y % nn);
+            } else if (nn && (x & 3) == 2) {
+                cr_vnodes_snapshot_end(s, y % nn, now);
+                INVARIANT(cr_vnodes_snapshot_end(s, y % nn, now) == 0); /* a second end clears nothing */
+            } else if (nn) {
+                cr_vnodes_report_total(s, y % nn, y >> 4, now);
+            }
             break;
         case 4: /* health */
             if (nn) cr_vnodes_set_healthy(s, y % nn, (y >> 4) & 1);

@@ -21,8 +21,8 @@ NODES = """
         enabled = true;
         max_participants = 2;
         nodes = {
-            { id = "v1", focus_jid = "focus@v1.meet.jitsi", capacity = 2 };
-            { id = "v2", focus_jid = "focus@v2.meet.jitsi", weight = 1, capacity = 2 };
+            { id = "v1", focus_jid = "focus@v1.meet.jitsi", capacity = 2, reports = false };
+            { id = "v2", focus_jid = "focus@v2.meet.jitsi", weight = 1, capacity = 2, reports = false };
         };
         %s
     }
