@@ -8,15 +8,17 @@ First the plumbing alone (stanzas from a client of one server to another server'
 and are answered, both directions), then the report protocol end to end (docs/protocol.md §6.2)."""
 import os
 import re
+import shutil
 import signal
+import subprocess
 import time
 import uuid
 import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import NS, NS_STANZAS, Http, conference_of, eventually, new_room, props_of
-from federation import Federation
+from conftest import NS, NS_STANZAS, SERVER, Http, Server, _port_free, conference_of, eventually, new_room, props_of
+from federation import WORK, FedServer, Federation, alive, free_port_bases
 
 DISCO_INFO = '<query xmlns="http://jabber.org/protocol/disco#info"/>'
 
@@ -424,3 +426,48 @@ def test_thousands_of_rooms_stay_bounded_in_bytes_per_report_and_on_the_main_ser
     assert view["visitors"] >= n  # the node's total still counts every visitor
     assert "more rooms than the main server keeps" in solo.main.log()
     assert rss_after - rss_before < 64 * 1024, (rss_before, rss_after)
+
+
+# ------------------------------------------------------------------ make run CONFERENCE_REQUEST_VISITORS=2
+def test_make_run_with_two_visitor_nodes_starts_three_federated_servers_and_ctrl_c_stops_them():
+    (base,) = [b for b in free_port_bases(8) if all(_port_free(b + 100 * i + off)
+                                                       for i in range(3) for off in (222, 269, 280))][:1]
+    run_dir = os.path.join(WORK, "makerun-%d" % os.getpid())
+    shutil.rmtree(run_dir, ignore_errors=True)
+    env = dict(os.environ, CR_PORT_BASE=str(base), CR_RUN_DIR=run_dir, CONFERENCE_REQUEST_VISITORS="2")
+    proc = subprocess.Popen([os.path.join(SERVER, "run.sh")], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    banner = []
+    try:
+        for line in proc.stdout:
+            banner.append(line)
+            if "stop: Ctrl-C" in line or len(banner) > 200:
+                break
+        text = "".join(banner)
+        assert "a main server and 2 visitor node(s)" in text, text
+        pids = [int(p) for p in re.findall(r"Prosody pid (\d+)", text)]
+        assert len(pids) == 3, text
+        assert "c2s 127.0.0.1:%d (alice@v1.meet.jitsi" % (base + 100 + 222) in text
+        assert "shell 'conference_request:nodes()'" in text
+        # the printed curl line: a visitor is sent to a node, with the node's MUC
+        m = re.search(r"curl -sS -H 'Content-Type: application/json' -d '(\{[^']*\"visitor\":\"true\"[^']*\})' "
+                      r"(http://localhost:(\d+)/conference-request/v1)", text)
+        assert m and int(m.group(3)) == base + 280, text
+        main = Server(run_dir, base)
+        assert eventually(lambda: all(n["healthy"] for n in FedServer.health(main)["visitors"]["nodes"]), timeout=20)
+        web = Http(base + 280)
+        try:
+            answer = web.post(m.group(1)).json()
+        finally:
+            web.close()
+        assert answer["vnode"] in ("v1", "v2") and answer["vnodeMuc"] == "conference.%s.meet.jitsi" % answer["vnode"]
+        shown = main.shell("conference_request:nodes()")
+        assert "v1 up" in shown and "v2 up" in shown, shown
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the whole foreground group
+        proc.wait(timeout=30)
+        proc.stdout.close()
+    for pid in pids:
+        assert eventually(lambda: not alive(pid), timeout=15), pid
+    if os.environ.get("CR_KEEP_WORK") != "1":
+        shutil.rmtree(run_dir, ignore_errors=True)
