@@ -41,6 +41,16 @@ def free_port_bases(count, taken=()):
     raise RuntimeError("no %d free port bases found" % count)
 
 
+def alive(pid):
+    """The process runs (not gone, not a zombie: start.sh's children are reaped by whoever
+    inherits them, maybe late)."""
+    try:
+        with open("/proc/%d/stat" % pid, encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 class FedServer(Server):
     """One Prosody of the federation: its config is generated once; start/kill/restart keep it."""
 
@@ -63,13 +73,7 @@ class FedServer(Server):
 
     def running(self):
         pid = self.pid
-        if pid is None:
-            return False
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return False
-        return True
+        return pid is not None and alive(pid)
 
     def generate(self, env):
         self.env = env
@@ -101,12 +105,10 @@ class FedServer(Server):
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            for _ in range(100):
-                try:
-                    os.kill(pid, 0)
-                except OSError:
+            for _ in range(500):  # dead: gone, or a zombie its new parent has not reaped yet
+                if not alive(pid):
                     break
-                time.sleep(0.05)
+                time.sleep(0.01)
         try:
             os.unlink(os.path.join(self.dir, "server.pid"))
         except FileNotFoundError:
@@ -154,12 +156,14 @@ class Federation:
 
     main_extra / node_extra: config text appended in the module's Component section of the main
     server / of each node (node_extra may contain {id}); they must not repeat an option set here.
+    capacity / node_weights / capacities ({id: n}): the nodes' entries; visitors_extra: more keys of
+    conference_request_visitors (e.g. "pending_window = 2;").
     reports=False leaves out the report protocol's keys of conference_request_visitors (node_timeout,
     a node's muc): the federation alone, for a module without them."""
 
     def __init__(self, name, nodes=("v1", "v2"), report_interval=1, node_timeout=3, capacity=100,
                  max_participants=1, main_extra="", node_extra="", node_weights=None, log_level=None,
-                 reports=True):
+                 reports=True, capacities=None, visitors_extra=""):
         self.name = name
         self.ids = list(nodes)
         self.report_interval = report_interval
@@ -178,17 +182,18 @@ class Federation:
             # focus_jid's host is the node's module host: the reporter JID (`jid`) defaults to it
             muc = ' muc = "%s",' % node.muc if reports else ""
             entries.append('{ id = "%s", focus_jid = "focus@%s",%s capacity = %d, weight = %s }'
-                           % (node_id, node.focus, muc, capacity, weight))
+                           % (node_id, node.focus, muc, (capacities or {}).get(node_id, capacity), weight))
         self.main_config = """
     conference_request_visitors = {
         enabled = true;
         max_participants = %d;
         %s
+        %s
         nodes = {
             %s;
         };
     }
-%s""" % (max_participants, "node_timeout = %s;" % node_timeout if reports else "",
+%s""" % (max_participants, "node_timeout = %s;" % node_timeout if reports else "", visitors_extra,
          ";\n            ".join(entries), main_extra)
         self.node_config = """
     conference_request_role = "visitor_node"
