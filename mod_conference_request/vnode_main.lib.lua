@@ -293,13 +293,13 @@ local function new(vcfg, visitors, env)
 	end
 
 	function self.restore(saved)
-		if type(saved) ~= "table" then return; end
+		-- the node set may have been replaced (visitors.restore): give it every node's health again
 		for _, s in ipairs(nodes) do
-			local old = saved[s.id];
+			local old = type(saved) == "table" and saved[s.id];
 			if type(old) == "table" and old.jid == s.jid then
 				s.last, s.link_down, s.operator_down, s.baseline = old.last, old.link_down, old.operator_down, old.baseline;
-				s.applied = nil;
 			end
+			s.applied = nil;
 		end
 		self.tick();
 	end

@@ -54,6 +54,8 @@ local function new(cfg, env)
 	local coalesce = math.min(COALESCE, interval);
 	local timeout = math.max(2, 2 * interval);
 	local add_timer = env.add_timer or function(delay, fn) return module:add_timer(delay, fn); end
+	local measure = env.measure or function(name) return module:measure(name, "rate"); end
+	local m_sent, m_failed = measure("visitors_reports_sent"), measure("visitors_reports_failed");
 
 	local counts, total = {}, 0;  -- room local part -> visitors (> 0 only); their sum
 	local acked = {};             -- what the main server has, as far as this node knows
@@ -135,6 +137,7 @@ local function new(cfg, env)
 
 	local function failed(why)
 		self.counts.failed = self.counts.failed + 1;
+		m_failed();
 		in_flight, snapshot, need_full = nil, nil, true;
 		return why;
 	end
@@ -173,6 +176,7 @@ local function new(cfg, env)
 		seq = seq + 1;
 		token.seq = seq;
 		self.counts.sent = self.counts.sent + 1;
+		m_sent();
 		if bytes > self.counts.max_bytes then self.counts.max_bytes = bytes; end
 		local rep = stanza.tags[1];
 		module:log("debug", "report to %s: %s%s, %d room(s), %d bytes of rooms, total %s", cfg.main,

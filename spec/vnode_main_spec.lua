@@ -243,6 +243,31 @@ describe("vnode_main.lib: health", function()
 	end)
 end)
 
+describe("vnode_main.lib: reload", function()
+	it("carries each node's report state over and gives its health to the (restored) set", function()
+		local env = load()
+		env.send("focus.v1.meet.jitsi", full("v1", 1))
+		env.health.operator("v2", false)
+		local saved = env.health.save()
+		local old_set = env.set
+		local env2 = load() -- a new instance on a new set: everything down, no report
+		env2.set = old_set -- what visitors.restore does with the saved set
+		env2.health.restore(saved)
+		assert.is_true(env2.node("v1").healthy)
+		assert.equal(0, env2.node("v1").reported)
+		assert.equal("operator", env2.node("v2").down_reason)
+		-- a delta is accepted at once (the snapshot baseline carried over)
+		assert.equal("result", env2.send("focus.v1.meet.jitsi", { xmlns = NS, node = "v1", total = "2" }).attr.type)
+		-- without saved state the set still gets every node's health
+		local env3 = load()
+		env3.set = native.vnodes({ nodes = { { id = "v1", focus_jid = "f@v1" }, { id = "v2", focus_jid = "f@v2" },
+			{ id = "v3", focus_jid = "f@v3" } } })
+		env3.health.restore(nil)
+		assert.is_false(env3.node("v1").healthy)
+		assert.is_true(env3.node("v3").healthy)
+	end)
+end)
+
 describe("vnode_main.lib: bounds", function()
 	it("keeps at most max_rooms rooms; the rest of a report is ignored and logged once", function()
 		local env = load({ max_rooms = 5 })

@@ -8,11 +8,12 @@ local LOCAL = { ["v1.meet.jitsi"] = true, [HOST] = true }
 
 local function load(opts)
 	opts = opts or {}
-	local env = { time = 0, timers = {}, sent = {}, logs = {}, rooms = {} }
+	local env = { time = 0, timers = {}, sent = {}, logs = {}, rooms = {}, measured = {} }
 	_G.module = {
 		host = HOST,
 		log = function(_, level, fmt, ...) table.insert(env.logs, { level, fmt:format(...) }) end,
 		hook_global = function() end,
+		measure = function(_, name) return function() env.measured[name] = (env.measured[name] or 0) + 1 end end,
 	}
 	local muc = {
 		get_room_from_jid = function(j) return env.rooms[j] end,
@@ -179,6 +180,8 @@ describe("vnode_role.lib", function()
 		env.advance(1)
 		env.new_reports()
 		env.answer(false, "remote-server-timeout")
+		assert.equal(1, env.measured.visitors_reports_failed)
+		assert.equal(2, env.measured.visitors_reports_sent) -- the first snapshot, the delta
 		env.join("room2", "b@v1.meet.jitsi")
 		env.advance(1)
 		assert.equal(0, #env.new_reports()) -- no retry storm before the heartbeat

@@ -172,6 +172,24 @@ def test_silent_node_times_out_and_comes_back_with_its_next_report(srv):
     assert nodes(srv)["v1"]["down_reason"] is None
 
 
+def test_reload_keeps_report_state_on_both_sides(srv):
+    assert eventually(lambda: nodes(srv)["v1"]["healthy"], timeout=15)
+    srv.shell('module:unload("conference_request", "focusv1.localhost")')  # no report during the reload
+    try:
+        out = srv.shell('module:reload("conference_request", "focus.localhost")')
+        assert "eload" in out, out
+        n = nodes(srv)
+        # restored: v1 reported before the reload (not "no-report"), v9 still never did
+        assert n["v1"]["reported"] is not None and n["v1"]["down_reason"] in (None, "timeout"), n
+        assert n["v9"]["down_reason"] == "no-report", n
+    finally:
+        srv.shell('module:load("conference_request", "focusv1.localhost")')
+    assert eventually(lambda: nodes(srv)["v1"]["healthy"], timeout=10), nodes(srv)
+    # a node reloaded: it counts its rooms again and starts with a full report, accepted
+    srv.shell('module:reload("conference_request", "focusv1.localhost")')
+    assert eventually(lambda: nodes(srv)["v1"]["healthy"] and nodes(srv)["v1"]["reported"] < 1.5, timeout=10)
+
+
 BAD_ROLE = [
     ('conference_request_role = "visitor"', "conference_request_role"),
     ('conference_request_role = "visitor_node"\n    conference_request_node_id = "v1"', "conference_request_main"),
