@@ -33,6 +33,7 @@ REQUIRED_KEYS = [
     "vnodes_allocs_10", "vnodes_allocs_100",
 ]
 RATIO_TARGET = 0.90   # wall clock, both doors
+MIN_CPU_USE = 0.85    # below this median CPU use Prosody was not the bottleneck: no capacity measured
 TARGETS = {"xmpp_ratio": (">=", RATIO_TARGET), "http_ratio": (">=", RATIO_TARGET),
            "xmpp_instr_ratio": (">=", 1.0), "http_instr_ratio": (">=", 0.90), "core_xml_ratio": ("<=", 1.5),
            "core_json_ratio": ("<=", 1.5), "bytes_per_room": ("<=", 256), "storm_creations": ("==", 1),
@@ -142,14 +143,15 @@ def cpu_summary(values):
             "iqr": round(q3 - q1, 2), "min": min(values), "max": max(values), "n": len(values), "reps": values}
 
 
-def door_ratio(trivial_runs, module_runs, cpu_of):
+def door_ratio(trivial_runs, module_runs, cpu_of, util_of):
     """Wall-clock ratio of one door from the CPU µs per request of each repetition (module
     throughput relative to the trivial ceiling = trivial cost / module cost)."""
     t = cpu_summary([cpu_of(r) for r in trivial_runs])
     m = cpu_summary([cpu_of(r) for r in module_runs])
     out = {"trivial": t, "module": m, "ratio": None, "ratio_best1": None, "ratio_iqm": None, "pairs": [],
            "pairs_median": None,
-           "spread": None, "pairs_min": None, "pairs_max": None, "margin": None, "warning": None}
+           "spread": None, "pairs_min": None, "pairs_max": None, "margin": None, "warning": None,
+           "cpu_use": None, "why": []}
     if not t["n"] or not m["n"]:
         return out
     out["ratio"] = round(t["best"] / m["best"], 3)
@@ -166,7 +168,21 @@ def door_ratio(trivial_runs, module_runs, cpu_of):
     out["margin"] = round(out["ratio"] - RATIO_TARGET, 3)
     # The verdict is unreliable when one pair of repetitions moves the ratio by more than it
     # stands off the target (with fewer than 4 pairs there is no spread to judge: warn too).
-    out["warning"] = out["spread"] is None or len(pairs) < 4 or out["spread"] > abs(out["margin"])
+    why = []
+    if out["spread"] is None or len(pairs) < 4:
+        why.append(f"only {len(pairs)} repetition pairs: no spread to judge by")
+    elif out["spread"] > abs(out["margin"]):
+        why.append(f"the spread of the ratio between repetition pairs (IQR {out['spread']:.3f}) is larger than "
+                   f"its margin to the {RATIO_TARGET:.2f} target ({abs(out['margin']):.3f})")
+    # CPU time per request is the server's capacity only while the server is the bottleneck.
+    uses = [statistics.median(u) for u in ([util_of(r) for r in trivial_runs if util_of(r) is not None],
+                                           [util_of(r) for r in module_runs if util_of(r) is not None]) if u]
+    out["cpu_use"] = round(min(uses), 3) if len(uses) == 2 else None
+    if out["cpu_use"] is not None and out["cpu_use"] < MIN_CPU_USE:
+        why.append(f"Prosody's median CPU use was {out['cpu_use'] * 100:.0f} % (< {MIN_CPU_USE * 100:.0f} %): "
+                   f"the server was not the bottleneck, other work on the machine was")
+    out["why"] = why
+    out["warning"] = bool(why)
     return out
 
 
@@ -220,7 +236,7 @@ def main():
         rep["xmpp_rps_ratio"] = None
     clocks = {r.get("server_cpu_clock") for r in xmpp if r.get("server_cpu_clock")}
     dr = door_ratio([r for r in xmpp if r.get("phase") == "trivial"], [r for r in xmpp if r.get("phase") == "module"],
-                    lambda r: r.get("server_cpu_us_per_req"))
+                    lambda r: r.get("server_cpu_us_per_req"), lambda r: r.get("server_cpu_util"))
     rep["xmpp_verdict"] = dr
 
     # 2. HTTP
@@ -251,7 +267,9 @@ def main():
     clocks |= {r.get("server_cpu_clock") for r in http if r.get("server_cpu_clock")}
     rep["http_verdict"] = door_ratio([r for r in http if r.get("phase") == "trivial"],
                                      [r for r in http if r.get("phase") == "module"],
-                                     lambda r: r.get("server_cpu_us_per_req"))
+                                     lambda r: r.get("server_cpu_us_per_req"),
+                                     lambda r: r["server_cpu_secs"] / r["wrk"]["secs"]
+                                     if r.get("server_cpu_secs") and r["wrk"].get("secs") else None)
     rep["server_cpu_clock"] = "+".join(sorted(clocks)) or None
     for door in ("xmpp", "http"):
         d = rep[f"{door}_verdict"]
@@ -456,11 +474,8 @@ def main():
               f"{'>= 0.90 ' + verdicts[f'{door}_ratio']:<16}{fmt_num(rep[f'{door}_instr_ratio'], 3):>13}  {ir:<29}"
               f">= {instr_bound} {verdicts[f'{door}_instr_ratio']}")
         if d["warning"]:
-            why = (f"the spread of the ratio between repetition pairs (IQR {fmt_num(d['spread'], 3)}) is larger than "
-                   f"its margin to the 0.90 target ({fmt_num(abs(d['margin']), 3)})" if d["spread"] is not None
-                   and len(d["pairs"]) >= 4 else f"only {len(d['pairs'])} repetition pairs: no spread to judge by")
-            warnings.append(f"WARNING: {door.upper()} wall-clock ratio {fmt_num(d['ratio'], 3)}: {why}; the verdict "
-                            f"'{verdicts[f'{door}_ratio']}' may flip on another run (load average "
+            warnings.append(f"WARNING: {door.upper()} wall-clock ratio {fmt_num(d['ratio'], 3)}: {'; '.join(d['why'])}; "
+                            f"the verdict '{verdicts[f'{door}_ratio']}' may flip on another run (load average "
                             f"{m.get('loadavg_start', '?')} at start, {m['loadavg_end']} at end)")
     print("   wall clock = server CPU µs/request, mean of each side's best fifth of the repetitions "
           "(tests/bench/README.md); spread = IQR of the per-pair ratios; margin = ratio - 0.90")

@@ -7,6 +7,7 @@ Cases:
                   of the repetitions (2 of 10); the single-best and IQM ratios; the per-pair spread;
                   a WARNING (JSON and table) when the spread > the margin
   clear-verdict   a spread well inside the margin: no warning, the verdict stands (MISSED here)
+  not-saturated   the same with Prosody at 60 % CPU use: a WARNING (the server was not the limit)
   instr           xmpp/http_instr_ratio = trivial Ir / module Ir from raw/profile.json
   instr-skipped   no profile.json: the instruction keys are null and instr_skipped says why
 """
@@ -20,21 +21,21 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def xmpp_line(phase, rep, cpu):
+def xmpp_line(phase, rep, cpu, util=1.0):
     return {"mode": "load", "phase": phase, "rep": rep, "conns": 8, "window": 16, "secs": 1.0,
             "answered": int(1e6 / cpu), "rps": 1e6 / cpu, "p50_us": 1000, "p99_us": 2000, "errors": 0,
-            "not_ready": 0, "missing": 0, "server_cpu_util": 1.0, "server_cpu_us_per_req": cpu,
+            "not_ready": 0, "missing": 0, "server_cpu_util": util, "server_cpu_us_per_req": cpu,
             "server_cpu_clock": "schedstat"}
 
 
-def http_line(phase, rep, cpu):
-    n = 10000
+def http_line(phase, rep, cpu, util=1.0):
+    n = int(util * 1e6 / cpu)   # util of one second at cpu µs per request
     return {"phase": phase, "rep": rep, "server_cpu_secs": cpu * n / 1e6, "server_cpu_clock": "schedstat",
             "wrk": {"requests": n, "secs": 1.0, "rps": float(n), "p50_us": 1000, "p99_us": 2000, "errors": 0,
                     "status_errors": 0}}
 
 
-def run(trivial, module, profile=None, skipped=None):
+def run(trivial, module, profile=None, skipped=None, util=1.0):
     """Writes a raw dir with these CPU µs/request per rep (same for both doors), runs report.py;
     returns (report dict, printed table)."""
     tmp = tempfile.mkdtemp(prefix="report_check.")
@@ -43,8 +44,8 @@ def run(trivial, module, profile=None, skipped=None):
     with open(os.path.join(raw, "xmpp.jsonl"), "w") as x, open(os.path.join(raw, "http.jsonl"), "w") as h:
         for i, (t, m) in enumerate(zip(trivial, module), 1):
             for phase, cpu in (("ping", 50.0), ("trivial", t), ("module", m)):
-                x.write(json.dumps(xmpp_line(phase, i, cpu)) + "\n")
-                h.write(json.dumps(http_line("health" if phase == "ping" else phase, i, cpu)) + "\n")
+                x.write(json.dumps(xmpp_line(phase, i, cpu, util)) + "\n")
+                h.write(json.dumps(http_line("health" if phase == "ping" else phase, i, cpu, util)) + "\n")
     open(os.path.join(raw, "callgrind.jsonl"), "w").close()
     if profile is not None:
         with open(os.path.join(raw, "profile.json"), "w") as f:
@@ -105,6 +106,14 @@ def main(case):
             ok &= expect(f"{door}_ratio_warning", r[f"{door}_ratio_warning"], False)
             ok &= expect(f"{door} target verdict", r["targets"][f"{door}_ratio"]["verdict"], "MISSED")
         ok &= expect("no WARNING line", "WARNING" in table, False)
+    elif case == "not-saturated":
+        r, table = run([100, 101, 102, 103, 104, 105], [125, 126, 127, 128, 129, 130], util=0.6)
+        for door in ("xmpp", "http"):
+            ok &= expect(f"{door}_ratio", r[f"{door}_ratio"], 0.8)
+            ok &= expect(f"{door}_ratio_warning", r[f"{door}_ratio_warning"], True)
+            ok &= expect(f"WARNING line for {door.upper()} names the CPU use",
+                         any(l.startswith(f"WARNING: {door.upper()} wall-clock") and "CPU use was 60 %" in l
+                             for l in table.splitlines()), True)
     elif case == "instr":
         prof = {"doors": {"xmpp": {"trivial": {"Ir": 861000.0}, "module": {"Ir": 803000.0},
                                    "trivial_reps_ir": [861000], "module_reps_ir": [803000]},

@@ -94,7 +94,7 @@ pycheck "a WARNING line for each door whose warning flag is set, none for the ot
     "all((('WARNING: %s wall-clock' % d.upper()) in open(sys.argv[4]).read()) == r['%s_ratio_warning' % d] for d in ('xmpp', 'http'))"
 
 # report.py's verdicts on made-up results: the statistic, the spread, the warning, the two ratio kinds
-for case in best-fifth clear-verdict instr instr-skipped; do
+for case in best-fifth clear-verdict not-saturated instr instr-skipped; do
     check "report.py on made-up results: $case (tests/bench/report_check.py)" \
         /usr/bin/python3 tests/bench/report_check.py "$case"
 done
