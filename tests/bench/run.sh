@@ -179,7 +179,7 @@ elif [ "${BENCH_PROFILE:-1}" = 0 ]; then
     echo "BENCH_PROFILE=0: the callgrind profile is skipped (make bench-profile runs it alone)" >"$raw/profile.skipped"
 else
     export PROFILE_REQUESTS=${PROFILE_REQUESTS:-2000} PROFILE_SECS=${PROFILE_SECS:-10} PROFILE_REPS=${PROFILE_REPS:-2}
-    log "instructions: tests/bench/profile.sh (Prosody under callgrind, $PROFILE_REPS x trivial/module per door: XMPP $PROFILE_REQUESTS IQs, HTTP ${PROFILE_SECS}s; ~3 min), output in $work/profile.out"
+    log "instructions: tests/bench/profile.sh (Prosody under callgrind, $PROFILE_REPS x trivial/module per door: XMPP $PROFILE_REQUESTS IQs, HTTP ${PROFILE_SECS}s; ~1.5 min on 2 cores), output in $work/profile.out"
     if tests/bench/profile.sh >"$work/profile.out" 2>"$work/profile.err"; then
         cp build/bench/profile/profile.json "$raw/profile.json"
         echo "$repo/build/bench/profile/profile.json" >"$raw/profile.path"
