@@ -4,7 +4,8 @@
 #   make run        install what is missing, build, start a demo Prosody on loopback
 #   make test       install what is missing, build, run every test
 #   make check-asan the C tests and the binding specs under ASan + UBSan
-#   make bench      benchmarks (tests/bench/), not part of `make test`
+#   make bench      benchmarks (tests/bench/), not part of `make test`; ends with the doors' verdict:
+#                   wall-clock and instruction ratios (runs tests/bench/profile.sh; BENCH_PROFILE=0 skips it)
 #   make bench-profile  Prosody's instructions per request under callgrind (tests/bench/profile.sh)
 #   make bench-jwt  cost of one JWT verification per algorithm in the C core (tests/bench/jwtbench.c)
 #   make lint       luacheck

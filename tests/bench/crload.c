@@ -19,21 +19,32 @@
  *   --to JID          IQ target (conf)              --muc HOST   MUC of the rooms
  *   --room-prefix S   rooms are S<i>@MUC            --rooms R    distinct rooms
  *   --duration S --warmup S                          --requests N (batch)
+ *   --first-warmup S  (load) warm-up of each phase in the first repetition (default: --warmup)
  *   --http-port P --http-path PATH --http-requests N --http-conns N (batch)
  *   --timeout S       give up waiting for answers after S seconds (default 30)
  *   --phase NAME:ping | NAME:conf:TO   (load, repeatable) phases run in turn over the same
  *                     connections with the same window; --reps N repeats the sequence
+ *   --abba            (load) every second repetition runs the phases in reverse order (A B, B A,
+ *                     A B, …): work a phase leaves behind (Lua garbage collected later) is not
+ *                     always paid by the same next phase
  *   --server-pid PID  (load) also report the server's CPU time per answered IQ and its CPU use
- *                     over the measured window (from /proc/PID/stat)
+ *                     over the measured window: the scheduler's run time of its threads
+ *                     (/proc/PID/task/TID/schedstat, nanoseconds), else utime + stime of
+ *                     /proc/PID/stat (clock ticks); "server_cpu_clock" says which
  *   --show-request    print one request and its size on stderr
+ *   --wait-signal     after every connection has logged in, print "crload: logged in, waiting for
+ *                     SIGUSR1" on stderr and wait for SIGUSR1 before sending (profile.sh zeroes
+ *                     callgrind's counters in between: the logins are not counted)
  */
 #define _POSIX_C_SOURCE 200809L
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,9 +67,9 @@ struct opts {
 	int conns, window, http_conns;
 	enum kind kind;
 	int rooms;
-	double duration, warmup, timeout;
+	double duration, warmup, first_warmup, timeout;
 	long requests, http_requests;
-	int batch, show_request, reps;
+	int batch, show_request, reps, abba, wait_signal;
 	int server_pid;
 };
 
@@ -359,6 +370,8 @@ struct run {
 	enum kind kind;       /* current phase */
 	const char *to;
 	double cpu_start, cpu_end; /* server CPU seconds at t_measure and t_end (-1: unknown) */
+	const char *cpu_clock; /* "schedstat" or "stat" */
+	double warmup;        /* load: this phase's warm-up */
 	struct stats st;
 	long in_flight;
 };
@@ -623,11 +636,49 @@ static void on_readable(struct run *r, struct conn *c, double t)
 	conn_flush(r, c);
 }
 
-/* CPU seconds (user + system) used so far by process pid, or -1. */
-static double proc_cpu_secs(int pid)
+/* CPU seconds used so far by process pid (every thread) from the scheduler's run time in
+ * nanoseconds (first field of /proc/PID/task/TID/schedstat), or -1 when that is unavailable. */
+static double proc_sched_secs(int pid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/task", pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return -1;
+	unsigned long long ns = 0;
+	int threads = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		char p2[96];
+		snprintf(p2, sizeof p2, "/proc/%d/task/%.20s/schedstat", pid, e->d_name);
+		FILE *f = fopen(p2, "r");
+		if (!f)
+			continue; /* a thread that just exited */
+		unsigned long long run = 0;
+		if (fscanf(f, "%llu", &run) == 1) {
+			ns += run;
+			threads++;
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return threads ? (double)ns / 1e9 : -1;
+}
+
+/* CPU seconds (user + system) used so far by process pid, or -1: the scheduler's run time when
+ * /proc has it (*clock = "schedstat"), else utime + stime of /proc/PID/stat (*clock = "stat":
+ * clock ticks, 10 ms steps at USER_HZ 100 = 1 % of a 1-second repetition). */
+static double proc_cpu_secs(int pid, const char **clock)
 {
 	if (pid <= 0)
 		return -1;
+	double s = proc_sched_secs(pid);
+	if (s >= 0) {
+		*clock = "schedstat";
+		return s;
+	}
 	char path[64], line[1024];
 	snprintf(path, sizeof path, "/proc/%d/stat", pid);
 	FILE *f = fopen(path, "r");
@@ -654,6 +705,7 @@ static double proc_cpu_secs(int pid)
 			q++;
 	}
 	long hz = sysconf(_SC_CLK_TCK);
+	*clock = "stat";
 	return hz > 0 ? (double)(ut + stm) / (double)hz : -1;
 }
 
@@ -665,7 +717,7 @@ static void run_phase(struct run *r)
 	memset(&r->st, 0, sizeof r->st);
 	double t0 = now_s();
 	r->t_start = t0;
-	r->t_measure = t0 + o->warmup;
+	r->t_measure = t0 + r->warmup;
 	r->t_end = r->t_measure + o->duration;
 	r->sending = 1;
 	r->cpu_start = r->cpu_end = -1;
@@ -697,12 +749,12 @@ static void run_phase(struct run *r)
 	for (;;) {
 		double t = now_s();
 		if (!o->batch && !cpu_started && t >= r->t_measure) {
-			r->cpu_start = proc_cpu_secs(o->server_pid);
+			r->cpu_start = proc_cpu_secs(o->server_pid, &r->cpu_clock);
 			cpu_started = 1;
 		}
 		if (!o->batch && r->sending && t >= r->t_end) {
 			r->sending = 0;
-			r->cpu_end = proc_cpu_secs(o->server_pid);
+			r->cpu_end = proc_cpu_secs(o->server_pid, &r->cpu_clock);
 		}
 		if ((o->batch || !r->sending) && r->in_flight == 0)
 			break;
@@ -747,7 +799,7 @@ int main(int argc, char **argv)
 {
 	struct opts o = { .port = 0, .domain = "localhost", .to = "focus.localhost", .muc = "conference.localhost",
 			  .room_prefix = "room", .http_path = "/conference-request/v1", .conns = 8, .window = 16,
-			  .kind = KIND_CONF, .rooms = 1, .duration = 3, .warmup = 1, .timeout = 30,
+			  .kind = KIND_CONF, .rooms = 1, .duration = 3, .warmup = 1, .first_warmup = -1, .timeout = 30,
 			  .http_conns = 0, .reps = 1 };
 	struct phase phases[MAX_PHASES];
 	int nphases = 0;
@@ -777,6 +829,9 @@ int main(int argc, char **argv)
 		else if (!strcmp(a, "--rooms")) o.rooms = atoi(need(argc, argv, &i));
 		else if (!strcmp(a, "--duration")) o.duration = atof(need(argc, argv, &i));
 		else if (!strcmp(a, "--warmup")) o.warmup = atof(need(argc, argv, &i));
+		else if (!strcmp(a, "--first-warmup")) o.first_warmup = atof(need(argc, argv, &i));
+		else if (!strcmp(a, "--abba")) o.abba = 1;
+		else if (!strcmp(a, "--wait-signal")) o.wait_signal = 1;
 		else if (!strcmp(a, "--timeout")) o.timeout = atof(need(argc, argv, &i));
 		else if (!strcmp(a, "--requests")) o.requests = atol(need(argc, argv, &i));
 		else if (!strcmp(a, "--http-port")) o.http_port = atoi(need(argc, argv, &i));
@@ -825,6 +880,12 @@ int main(int argc, char **argv)
 		die("--http-requests needs --http-port and --http-conns");
 	if (!o.batch && o.conns < 1)
 		die("load needs --conns >= 1");
+
+	sigset_t go;
+	sigemptyset(&go);
+	sigaddset(&go, SIGUSR1);
+	if (o.wait_signal && sigprocmask(SIG_BLOCK, &go, NULL) != 0) /* pending until sigwait */
+		die_errno("sigprocmask");
 
 	struct run r;
 	memset(&r, 0, sizeof r);
@@ -888,10 +949,18 @@ int main(int argc, char **argv)
 	}
 
 	/* Go: everything is connected and logged in. */
+	if (o.wait_signal) {
+		fprintf(stderr, "crload: logged in, waiting for SIGUSR1\n");
+		fflush(stderr);
+		int sig = 0;
+		if (sigwait(&go, &sig) != 0)
+			die("sigwait failed");
+	}
 	int failed = 0;
 	if (o.batch) {
 		r.kind = KIND_CONF;
 		r.to = o.to;
+		r.warmup = o.warmup;
 		run_phase(&r);
 		long total = (nx ? o.requests : 0) + o.http_requests;
 		printf("{\"mode\":\"batch\",\"requests\":%ld,\"answered\":%ld,\"ready\":%ld,\"not_ready\":%ld,"
@@ -908,9 +977,11 @@ int main(int argc, char **argv)
 			nphases = 1;
 		}
 		for (int rep = 1; rep <= o.reps && !failed; rep++)
-			for (int p = 0; p < nphases && !failed; p++) {
+			for (int k = 0; k < nphases && !failed; k++) {
+				int p = o.abba && rep % 2 == 0 ? nphases - 1 - k : k;
 				r.kind = phases[p].kind;
 				r.to = phases[p].to;
+				r.warmup = rep == 1 && o.first_warmup >= 0 ? o.first_warmup : o.warmup;
 				run_phase(&r);
 				printf("{\"mode\":\"load\",\"phase\":\"%s\",\"rep\":%d,\"conns\":%d,\"window\":%d,"
 				       "\"secs\":%.3f,\"answered\":%ld,\"rps\":%.1f,\"p50_us\":%.0f,\"p99_us\":%.0f,"
@@ -919,9 +990,10 @@ int main(int argc, char **argv)
 				       (double)r.st.measured / o.duration, pct(&r.st, 0.5), pct(&r.st, 0.99),
 				       r.st.errors, r.st.not_ready, r.in_flight);
 				if (r.cpu_start >= 0 && r.cpu_end >= 0 && r.st.measured > 0)
-					printf(",\"server_cpu_util\":%.3f,\"server_cpu_us_per_req\":%.1f",
+					printf(",\"server_cpu_util\":%.3f,\"server_cpu_us_per_req\":%.2f,"
+					       "\"server_cpu_clock\":\"%s\"",
 					       (r.cpu_end - r.cpu_start) / o.duration,
-					       (r.cpu_end - r.cpu_start) * 1e6 / (double)r.st.measured);
+					       (r.cpu_end - r.cpu_start) * 1e6 / (double)r.st.measured, r.cpu_clock);
 				printf("}\n");
 				fflush(stdout);
 				failed = r.in_flight != 0;

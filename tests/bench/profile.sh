@@ -9,7 +9,9 @@
 #   HTTP  wrk -t1 -c32 POST /bench/trivial (trivial) / POST /conference-request/v1 (module)
 #
 # trivial and module alternate, REPS times each; every batch is bracketed by `callgrind_control -z`
-# and `callgrind_control -d LABEL`, and the dump's total is divided by the requests answered.
+# and `callgrind_control -d LABEL`, and the dump's total is divided by the requests answered. An
+# XMPP batch's connections log in first (crload --wait-signal): the counters are zeroed after the
+# logins, so SASL and password hashing are not counted.
 # Prints per door: trivial and module instructions/request (median of reps), the difference, the
 # ratio trivial/module (= module throughput / trivial throughput when the server is CPU-bound at
 # equal IPC), and the top symbols by self cost outside /usr/bin/lua5.4 in the module dumps
@@ -139,17 +141,37 @@ cg_ctl() {  # callgrind_control ARGS… for the profiled Prosody (vgdb chatter g
     callgrind_control "$@" "$vg_pid" >>"$work/callgrind_control.log" 2>&1 ||
         { tail -n 5 "$work/callgrind_control.log" >&2; die "callgrind_control $* failed"; }
 }
+# An XMPP batch whose logins are not counted: crload logs its connections in, waits for SIGUSR1;
+# the counters are zeroed in between. Returns crload's exit status.
+measured_batch() {  # TO N OUT
+    local pid rc=0 deadline=$((SECONDS + 300))
+    $crload batch --port "$c2s_port" "${user[@]}" --conns "$conns" --window "$window" --to "$1" \
+        --rooms "$rooms" --requests "$2" --timeout 300 --wait-signal >"$3" 2>"$3.err" &
+    pid=$!
+    until grep -q 'waiting for SIGUSR1' "$3.err" 2>/dev/null; do
+        if ! kill -0 "$pid" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
+            kill "$pid" 2>/dev/null || true
+            wait "$pid" || true
+            cat "$3.err" >&2
+            die "crload did not log in ($1)"
+        fi
+        sleep 0.1
+    done
+    cg_ctl -z
+    kill -USR1 "$pid"
+    wait "$pid" || rc=$?
+    return $rc
+}
 cg_ctl -i on
 manifest="$work/runs.jsonl"
 : >"$manifest"
 measure() {  # DOOR PHASE REP
     local door=$1 phase=$2 rep=$3 label="$1-$2-$3" out="$work/$1-$2-$3.json" f rc=0 load
-    cg_ctl -z
     case $door/$phase in
-        xmpp/trivial) batch bench.localhost "$requests" "$out" || rc=$? ;;
-        xmpp/module) batch focus.localhost "$requests" "$out" || rc=$? ;;
-        http/trivial) run_wrk /bench/trivial "$wrk_secs" "$out" ;;
-        http/module) run_wrk /conference-request/v1 "$wrk_secs" "$out" ;;
+        xmpp/trivial) measured_batch bench.localhost "$requests" "$out" || rc=$? ;;
+        xmpp/module) measured_batch focus.localhost "$requests" "$out" || rc=$? ;;
+        http/trivial) cg_ctl -z; run_wrk /bench/trivial "$wrk_secs" "$out" ;;
+        http/module) cg_ctl -z; run_wrk /conference-request/v1 "$wrk_secs" "$out" ;;
     esac
     cg_ctl -d "$label"
     f=""
@@ -242,7 +264,7 @@ for r in runs:
 def med(xs):
     return statistics.median(xs) if xs else 0.0
 
-report = {"requests_per_xmpp_batch": int(n_xmpp), "reps": int(reps), "wrk_secs": int(wrk_secs),
+report = {"requests_per_xmpp_batch": int(n_xmpp), "login_excluded": True, "reps": int(reps), "wrk_secs": int(wrk_secs),
           "wrk_conns": 32, "rooms": int(rooms), "cache_sim": cache, "elapsed_secs": int(elapsed),
           "valgrind": subprocess.run(["valgrind", "--version"], capture_output=True, text=True).stdout.strip(),
           "machine": {"nproc": os.cpu_count(), "loadavg": open("/proc/loadavg").read().split()[:3],

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run.sh [--smoke] — `make bench`: starts its own Prosody on loopback (tests/server/genconf.sh +
-# the bench-only plugin tests/bench/plugins/mod_bench_trivial.lua), runs every pair alternately,
-# prints a table of medians (min–max) and writes tests/bench/results/<date>.json.
+# the bench-only plugin tests/bench/plugins/mod_bench_trivial.lua), runs every pair in short
+# interleaved repetitions, prints the table (tests/bench/README.md) and writes
+# tests/bench/results/<date>.json.
 #
 #   1. XMPP door vs ceiling   crload: ping / trivial component / this module, same connections
 #   2. HTTP door vs ceiling   wrk: GET health / trivial POST / module POST, same concurrency
@@ -9,10 +10,12 @@
 #   4. C core vs floor        corebench (+ instruction counts with callgrind)
 #   5. scale                  corebench: 1,000,000 rooms in one registry
 #   6. visitor-node choice    corebench: cost of one choice at 10 and 100 nodes
+#   7. instructions per request of both doors: tests/bench/profile.sh (Prosody under callgrind)
 #
-# --smoke: tiny counts (seconds), results in build/bench/smoke/ instead of tests/bench/results/.
-# Needs `make all` first (build/libcr.a); `make bench` does it. Environment overrides: BENCH_REPS,
-# BENCH_SECS (per XMPP/HTTP repetition), BENCH_PORT_BASE.
+# --smoke: tiny counts (seconds), no profile (7), results in build/bench/smoke/ instead of
+# tests/bench/results/. Needs `make all` first (build/libcr.a); `make bench` does it.
+# Environment overrides: BENCH_REPS (15), BENCH_SECS (1: seconds per XMPP/HTTP repetition),
+# BENCH_PORT_BASE, BENCH_PROFILE=0 (skip 7), PROFILE_* (tests/bench/profile.sh).
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -23,12 +26,14 @@ smoke=0
 out_dir="$repo/build/bench"
 mkdir -p "$out_dir"
 if [ $smoke = 1 ]; then
-    reps=${BENCH_REPS:-1}; secs=${BENCH_SECS:-0.3}; warm=0.1; wrk_secs=1; wrk_warm=0
+    reps=${BENCH_REPS:-2}; secs=${BENCH_SECS:-0.3}; warm=0.1; first_warm=0.1; wrk_secs=1; wrk_warm=0
     conns=4; window=8; rooms=20; storm=200; storm_conns=4; storm_http_conns=4
     core_iters=2000; core_reps=3; scale_rooms=20000; cg_iters=200
     work="$out_dir/smoke"; results_dir="$work"
 else
-    reps=${BENCH_REPS:-5}; secs=${BENCH_SECS:-3}; warm=1; wrk_secs=${BENCH_SECS:-3}; wrk_warm=1
+    # 15 short repetitions, trivial and module interleaved (ABBA), after a warm-up of each phase;
+    # every later phase switch gets ${warm} s to settle before its measured window
+    reps=${BENCH_REPS:-15}; secs=${BENCH_SECS:-1}; warm=0.3; first_warm=2; wrk_secs=${BENCH_SECS:-1}; wrk_warm=2
     conns=8; window=16; rooms=1000; storm=10000; storm_conns=50; storm_http_conns=100
     core_iters=200000; core_reps=5; scale_rooms=1000000; cg_iters=2000
     work="$out_dir/run"; results_dir="$repo/tests/bench/results"
@@ -67,8 +72,17 @@ trap stop_server EXIT
 tests/server/start.sh "$server" >&2
 base="http://127.0.0.1:$http_port"
 server_pid=$(cat "$server/server.pid")
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$server_pid/stat" 2>/dev/null || echo 0; }
-clk_tck=$(getconf CLK_TCK)
+# The server's CPU seconds so far: the scheduler's run time of its threads (ns), else utime +
+# stime in clock ticks (10 ms steps); crload --server-pid reads the same.
+cpu_clock=stat
+[ -r "/proc/$server_pid/schedstat" ] && cpu_clock=schedstat
+cpu_secs() {
+    if [ $cpu_clock = schedstat ]; then
+        cat /proc/"$server_pid"/task/*/schedstat 2>/dev/null | awk '{ ns += $1 } END { printf "%.6f", ns / 1e9 }'
+    else
+        awk -v hz="$(getconf CLK_TCK)" '{ printf "%.6f", ($14 + $15) / hz }' "/proc/$server_pid/stat" 2>/dev/null || echo 0
+    fi
+}
 curl -fsS -m 5 -H 'Host: localhost' "$base/bench/stats" >/dev/null ||
     { echo "run.sh: the bench plugin does not answer on $base/bench/stats" >&2; exit 1; }
 
@@ -82,16 +96,17 @@ $crload batch --port "$c2s_port" "${user[@]}" --conns "$conns" --window "$window
 cat "$raw/prepare.json" >&2
 
 # ---- 1. XMPP pair ----------------------------------------------------------------------------
-log "XMPP: ping / trivial / module, $conns connections x window $window, $reps x ${secs}s (+${warm}s warm-up) each"
+log "XMPP: ping / trivial / module, $conns connections x window $window, $reps x ${secs}s each, ABBA order (+${warm}s settling, ${first_warm}s warm-up in the first rep)"
 $crload load --port "$c2s_port" "${user[@]}" --conns "$conns" --window "$window" --rooms "$rooms" \
     --phase ping:ping --phase trivial:conf:bench.localhost --phase module:conf:focus.localhost \
-    --reps "$reps" --duration "$secs" --warmup "$warm" --server-pid "$server_pid" --show-request \
+    --reps "$reps" --duration "$secs" --warmup "$warm" --first-warmup "$first_warm" --abba \
+    --server-pid "$server_pid" --show-request \
     >"$raw/xmpp.jsonl" 2>"$raw/xmpp.err" ||
     { cat "$raw/xmpp.err" >&2; exit 1; }
 cat "$raw/xmpp.err" >&2
 
 # ---- 2. HTTP pair ----------------------------------------------------------------------------
-log "HTTP: health / trivial POST / module POST, wrk -t1 -c$wrk_conns, $reps x ${wrk_secs}s each"
+log "HTTP: health / trivial POST / module POST, wrk -t1 -c$wrk_conns, $reps x ${wrk_secs}s each, ABBA order (+${wrk_warm}s warm-up each)"
 run_wrk() {  # phase rep secs
     local phase=$1 rep=$2 d=$3 url method=POST
     case $phase in
@@ -100,20 +115,22 @@ run_wrk() {  # phase rep secs
         module) url="$base/conference-request/v1" ;;
     esac
     local line t0 t1
-    t0=$(cpu_ticks)
+    t0=$(cpu_secs)
     line=$(BENCH_METHOD=$method BENCH_ROOMS=$rooms wrk -t1 -c"$wrk_conns" -d"${d}s" --timeout 10s \
         -s tests/bench/wrk.lua "$url" | sed -n 's/^BENCHJSON //p')
-    t1=$(cpu_ticks)
+    t1=$(cpu_secs)
     [ -n "$line" ] || { echo "run.sh: wrk printed no result for $phase" >&2; return 1; }
-    printf '{"phase":"%s","rep":%d,"server_cpu_secs":%s,"wrk":%s}\n' "$phase" "$rep" \
-        "$(awk -v a="$t0" -v b="$t1" -v hz="$clk_tck" 'BEGIN { printf "%.3f", (b - a) / hz }')" "$line"
+    printf '{"phase":"%s","rep":%d,"server_cpu_secs":%s,"server_cpu_clock":"%s","wrk":%s}\n' "$phase" "$rep" \
+        "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')" "$cpu_clock" "$line"
 }
 : >"$raw/http.jsonl"
 if [ "$wrk_warm" -gt 0 ]; then
     for phase in health trivial module; do run_wrk "$phase" 0 "$wrk_warm" >/dev/null; done
 fi
 for rep in $(seq 1 "$reps"); do
-    for phase in health trivial module; do
+    order="health trivial module"
+    [ $((rep % 2)) = 0 ] && order="module trivial health"   # ABBA, as crload --abba
+    for phase in $order; do
         run_wrk "$phase" "$rep" "$wrk_secs" >>"$raw/http.jsonl"
     done
 done
@@ -151,6 +168,27 @@ done
 
 stop_server
 trap - EXIT
+
+# ---- 7. instructions per request of both doors: tests/bench/profile.sh ---------------------------
+# Its own Prosody under callgrind (this run's server is stopped: same ports, no competition for
+# the CPU). Its report stays in build/bench/profile/ (the second report); the ratios go into ours.
+rm -f "$raw/profile.json" "$raw/profile.skipped" "$raw/profile.path"
+if [ $smoke = 1 ]; then
+    echo "smoke run: the callgrind profile is skipped (make bench runs it; make bench-profile alone)" >"$raw/profile.skipped"
+elif [ "${BENCH_PROFILE:-1}" = 0 ]; then
+    echo "BENCH_PROFILE=0: the callgrind profile is skipped (make bench-profile runs it alone)" >"$raw/profile.skipped"
+else
+    export PROFILE_REQUESTS=${PROFILE_REQUESTS:-2000} PROFILE_SECS=${PROFILE_SECS:-10} PROFILE_REPS=${PROFILE_REPS:-2}
+    log "instructions: tests/bench/profile.sh (Prosody under callgrind, $PROFILE_REPS x trivial/module per door: XMPP $PROFILE_REQUESTS IQs, HTTP ${PROFILE_SECS}s; ~1.5 min on 2 cores), output in $work/profile.out"
+    if tests/bench/profile.sh >"$work/profile.out" 2>"$work/profile.err"; then
+        cp build/bench/profile/profile.json "$raw/profile.json"
+        echo "$repo/build/bench/profile/profile.json" >"$raw/profile.path"
+    else
+        rc=$?
+        tail -n 20 "$work/profile.err" >&2
+        echo "tests/bench/profile.sh failed (exit $rc): see $work/profile.err" >"$raw/profile.skipped"
+    fi
+fi
 
 # ---- report ----------------------------------------------------------------------------------
 stamp=$(date -u +%Y-%m-%dT%H%M%SZ)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # smoke.sh — a tiny run of every part of `make bench` (tests/bench/run.sh --smoke: seconds, tiny
-# counts) that checks the tools work and the report has every key. No timing assertions: only
-# that every request got its answer, the storm made exactly one room, and every number exists.
+# counts, no callgrind profile) that checks the tools work and the report has every key. No timing
+# assertions: only that every request got its answer, the storm made exactly one room, and every
+# number exists. Then report.py's verdict arithmetic on made-up results (report_check.py).
 # Needs `make all` (build/libcr.a) and wrk. Last line: "benchsmoke: N passed, N failed".
 set -uo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -34,7 +35,7 @@ sed -n '/^machine:/,$p' "$out"
 
 # Each check is one Python expression over the report `r` (and the raw crload/wrk lines).
 pycheck() {  # description, expression
-    check "$1" /usr/bin/python3 - "$report" "$raw" "$2" <<'PY'
+    check "$1" /usr/bin/python3 - "$report" "$raw" "$2" "$out" <<'PY'
 import json, os, sys
 r = json.load(open(sys.argv[1]))
 raw = sys.argv[2]
@@ -47,11 +48,22 @@ sys.exit(0 if ok else 1)
 PY
 }
 
-required='["xmpp_ratio","http_ratio","storm_requests","storm_creations","storm_all_ready","core_xml_ratio",
+required='["xmpp_ratio","http_ratio","xmpp_ratio_iqm","http_ratio_iqm","xmpp_ratio_spread","http_ratio_spread",
+ "xmpp_rps_ratio","http_rps_ratio","xmpp_trivial_cpu_us","xmpp_module_cpu_us","http_trivial_cpu_us","http_module_cpu_us","storm_requests","storm_creations","storm_all_ready","core_xml_ratio",
  "core_json_ratio","core_xml_rps","core_json_rps","bytes_per_room","xmpp_ping_rps","xmpp_trivial_rps",
  "xmpp_module_rps","http_health_rps","http_trivial_rps","http_module_rps"]'
 pycheck "report has every required key, each a number (storm_all_ready a boolean)" \
     "all(k in r for k in $required) and all(isinstance(r[k], (int, float)) and not isinstance(r[k], bool) for k in $required if k != 'storm_all_ready') and isinstance(r['storm_all_ready'], bool)"
+pycheck "report: a wall-clock warning flag per door (a boolean)" \
+    "isinstance(r['xmpp_ratio_warning'], bool) and isinstance(r['http_ratio_warning'], bool)"
+pycheck "report: instruction ratios present, null in smoke mode with the reason" \
+    "all(k in r for k in ('xmpp_instr_ratio', 'http_instr_ratio', 'instr_report')) and r['xmpp_instr_ratio'] is None and r['http_instr_ratio'] is None and 'smoke' in (r.get('instr_skipped') or '')"
+pycheck "report: per phase the server CPU µs/request summary (best, IQM, quartiles, every rep)" \
+    "all(r[d][p]['server_cpu_us_per_req'][k] > 0 for d, ps in (('xmpp', ('ping', 'trivial', 'module')), ('http', ('health', 'trivial', 'module'))) for p in ps for k in ('best', 'iqm', 'q1', 'q3', 'median')) and all(len(r[d][p]['server_cpu_us_per_req']['reps']) == r[d][p]['rps']['n'] for d in ('xmpp', 'http') for p in ('trivial', 'module'))"
+pycheck "report: the CPU clock is named (schedstat or stat)" \
+    "r['server_cpu_clock'] in ('schedstat', 'stat')"
+pycheck "XMPP and HTTP: 2 reps, the second in reverse order (ABBA)" \
+    "[x['phase'] for x in lines('xmpp.jsonl')] == ['ping', 'trivial', 'module', 'module', 'trivial', 'ping'] and [h['phase'] for h in lines('http.jsonl')] == ['health', 'trivial', 'module', 'module', 'trivial', 'health']"
 pycheck "report carries the machine description" \
     "all(r['machine'].get(k) for k in ('cpu', 'cores', 'prosody', 'expat', 'jansson'))"
 pycheck "crload made every prepared room ready over XMPP" \
@@ -76,8 +88,16 @@ pycheck "scale: registry filled, bytes per room and lookup/transition costs meas
     "r['scale_rooms'] > 0 and r['bytes_per_room'] > 0 and r['scale_lookup_ns'] > 0 and r['scale_transition_ns'] > 0"
 pycheck "vnodes: choice costs at 10 and 100 nodes measured, no allocation in the measured loops" \
     "all(r['vnodes_%s_%d_ns' % (k, n)] > 0 for k in ('hash', 'reuse') for n in (10, 100)) and r['vnodes_allocs_10'] == 0 and r['vnodes_allocs_100'] == 0"
-check "the table was printed with all six parts" \
-    bash -c 'for p in "1. XMPP" "2. HTTP" "3. join storm" "4. C core" "5. scale" "6. visitor-node"; do grep -q "^$p" "$1" || exit 1; done' _ "$out"
+check "the table was printed with all seven parts and the verdict" \
+    bash -c 'for p in "1. XMPP" "2. HTTP" "3. join storm" "4. C core" "5. scale" "6. visitor-node" "7. instructions" "verdict:" "XMPP " "HTTP "; do grep -q "^$p" "$1" || exit 1; done' _ "$out"
+pycheck "a WARNING line for each door whose warning flag is set, none for the others" \
+    "all((('WARNING: %s wall-clock' % d.upper()) in open(sys.argv[4]).read()) == r['%s_ratio_warning' % d] for d in ('xmpp', 'http'))"
+
+# report.py's verdicts on made-up results: the statistic, the spread, the warning, the two ratio kinds
+for case in best-fifth clear-verdict not-saturated instr instr-skipped; do
+    check "report.py on made-up results: $case (tests/bench/report_check.py)" \
+        /usr/bin/python3 tests/bench/report_check.py "$case"
+done
 
 # make bench-jwt (not part of run.sh): the JWT microbenchmark builds, runs and reports every key.
 jwt_json=$(make --no-print-directory -s build/bench/jwtbench >/dev/null 2>&1 && build/bench/jwtbench --reps 1 --secs 0.01 --json)
