@@ -8,7 +8,10 @@
 -- CORS is done here so that the headers are exactly ours. Prosody's per-app CORS stays enabled
 -- because disabling it (cors = { enabled = false }) breaks unloading in 0.12.3: mod_http then
 -- unhooks a nil handler and the module reload fails ("multitable.lua:54: table index is nil").
--- Its handler runs before ours (priority 1); ours clears what it set and applies our policy.
+-- It is given an empty origin list instead (cors.origins = {}): its handler, which runs before
+-- ours (priority 1) on every request, then returns at once (mod_http's apply_cors_headers: no
+-- origin is allowed) instead of building its four headers (two set-to-string conversions per
+-- request) for ours to clear. Ours still clears them should an http_cors_override put them back.
 -- Errors are JSON {"error":"<condition>","message":"…"} with the status of native.conditions.
 
 local json = require "util.json";
@@ -19,9 +22,11 @@ local function new(cfg, native, codec, service, metrics, registry, focus, visito
 
 	local function cors(request, response)
 		local headers = response.headers;
-		headers.access_control_allow_methods, headers.access_control_allow_headers = nil, nil;
-		headers.access_control_max_age, headers.access_control_allow_credentials = nil, nil;
-		headers.access_control_allow_origin = nil;
+		if headers.access_control_allow_origin then -- Prosody's per-app CORS applied (an override)
+			headers.access_control_allow_methods, headers.access_control_allow_headers = nil, nil;
+			headers.access_control_max_age, headers.access_control_allow_credentials = nil, nil;
+			headers.access_control_allow_origin = nil;
+		end
 		if #cfg.http_cors == 0 then
 			return;
 		elseif cfg.http_cors_any then
@@ -243,7 +248,7 @@ local function new(cfg, native, codec, service, metrics, registry, focus, visito
 	module:provides("http", {
 		name = "conference_request",
 		default_path = "/conference-request",
-		cors = { enabled = true },
+		cors = { enabled = true, origins = {} }, -- on (unload) but a no-op: see the top of this file
 		streaming_uploads = true, -- chunked and large bodies reach whole_body (above)
 		route = route,
 	});
