@@ -129,16 +129,21 @@ local function new(cfg, native, codec, service, metrics, registry, focus, visito
 		end
 	end
 
-	local function on_post(event)
+	local function refuse_limited(request, response, limited)
+		service.rejected("http", limited.condition);
+		response.headers.retry_after = tostring(limited.retry_after);
+		send_error(request, response, limited.condition, limited.text);
+		return true;
+	end
+
+	-- The general path. requester: given when the fast path below has applied the rate limit.
+	local function on_post(event, requester)
 		local request, response = event.request, event.response;
 		local body = request.body or "";
-		local requester = { door = "http", ip = request.ip, response = response };
-		local limited = service.limit_request(requester); -- before any work (ratelimit.lib)
-		if limited then
-			service.rejected("http", limited.condition);
-			response.headers.retry_after = tostring(limited.retry_after);
-			send_error(request, response, limited.condition, limited.text);
-			return true;
+		if not requester then
+			requester = { door = "http", ip = request.ip, response = response };
+			local limited = service.limit_request(requester); -- before any work (ratelimit.lib)
+			if limited then return refuse_limited(request, response, limited); end
 		end
 		if #body > cfg.max_body then
 			service.rejected("http", "policy-violation");
@@ -180,6 +185,44 @@ local function new(cfg, native, codec, service, metrics, registry, focus, visito
 			return response:send(body_out);
 		end);
 		return true;
+	end
+
+	-- The fast path (issue 15; service.fast says when it applies): a whole body, the same checks
+	-- in the same order as on_post, then one native call parses the body, looks its room up and
+	-- renders the ready answer: no Lua table is built for the request (but the rate limit's
+	-- requester when limits are on). Anything the call does not answer (parse errors, rooms that
+	-- are not ready keys) goes on through on_post, which answers it as it always did; the answer
+	-- is byte for byte the general path's (spec/http_fastpath_spec.lua compares them).
+	local fast = service.fast;
+	local post = whole_body(on_post);
+	if fast then
+		local fast_registry, fast_focus_jid, fast_answered = fast.registry, fast.focus_jid, fast.answered;
+		local limits_on, max_body = service.limits_requests, cfg.max_body;
+		local slow_post = post;
+		post = function(event)
+			local request = event.request;
+			local body, headers = request.body, request.headers;
+			if not body or headers.transfer_encoding then return slow_post(event); end
+			local requester;
+			if limits_on then
+				requester = { door = "http", ip = request.ip, response = event.response };
+				local limited = service.limit_request(requester);
+				if limited then return refuse_limited(request, event.response, limited); end
+			end
+			if #body <= max_body and is_json(headers.content_type) then
+				local ok, out, room = pcall(codec.ready_json, codec, body, fast_registry, fast_focus_jid);
+				if ok and out then
+					fast_answered("http", request.ip, room);
+					local response = event.response;
+					response.status_code = 200;
+					response.headers.content_type = "application/json";
+					cors(request, response);
+					response:send(out);
+					return true;
+				end
+			end
+			return on_post(event, requester);
+		end
 	end
 
 	local function on_options(event)
@@ -243,6 +286,7 @@ local function new(cfg, native, codec, service, metrics, registry, focus, visito
 	for key, handler in pairs(route) do
 		route[key] = whole_body(handler);
 	end
+	route["POST /v1"] = post;
 
 	module:depends("http");
 	module:provides("http", {

@@ -518,11 +518,13 @@ typedef struct {
                        hands them back first */
 } lregistry;
 
-static lregistry *check_registry(lua_State *L) {
-    lregistry *g = luaL_checkudata(L, 1, REGISTRY_MT);
+static lregistry *check_registry_at(lua_State *L, int arg) {
+    lregistry *g = luaL_checkudata(L, arg, REGISTRY_MT);
     if (!g->r) luaL_error(L, "registry is closed");
     return g;
 }
+
+static lregistry *check_registry(lua_State *L) { return check_registry_at(L, 1); }
 
 /* Makes room for n ids after the held ones in the scratch (raises on allocation failure; nothing
  * is lost: the held ids stay where they are). */
@@ -820,6 +822,48 @@ static int l_registry_tostring(lua_State *L) {
 }
 
 /* ---- module ------------------------------------------------------------------------------- */
+
+/* ---- the HTTP door's common case in one call (issue 15) ------------------------------------ */
+
+/* codec:ready_json(body, registry, focus_jid) -> answer, room | nil
+ * body: the HTTP body; registry: a native.registry; focus_jid: the focus's JID for ready answers.
+ * Parses body exactly as parse_json does; when it is a valid request whose `room` string is, byte
+ * for byte, a ready key of registry, renders the answer the general flow gives a ready room
+ * (render_json of { room = room, ready = true, focus_jid = focus_jid,
+ * visitors_supported = false }) and returns it with the room. Anything else (a parse error, a room
+ * that is absent, pending or not in normalized form, a render failure) → nil: the caller takes
+ * the general path, which parses again and answers what is due. Builds no Lua table. */
+static int l_ready_json(lua_State *L) {
+    codec *c = check_codec(L);
+    size_t len, flen;
+    const char *body = luaL_checklstring(L, 2, &len);
+    lregistry *g = check_registry_at(L, 3);
+    const char *fj = luaL_checklstring(L, 4, &flen);
+    lua_settop(L, 4);
+    cr_error err;
+    const cr_request *r = &c->req;
+    if (cr_json_parse(body, len, &c->lim, &c->req, &err) != CR_OK || !r->room.set) {
+        lua_pushnil(L);
+        return 1;
+    }
+    const char *room = cr_request_str(r, r->room);
+    if (cr_registry_state(g->r, room, r->room.len) != CR_ROOM_READY) {
+        lua_pushnil(L);
+        return 1;
+    }
+    cr_answer a;
+    memset(&a, 0, sizeof a);
+    a.room = (cr_sv){room, r->room.len};
+    a.ready = true;
+    a.focus_jid = (cr_sv){fj, flen};
+    if (cr_answer_render_json(&a, &c->acfg, &c->out, &err) != CR_OK) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_pushlstring(L, c->out.data, c->out.len);
+    lua_pushlstring(L, room, r->room.len);
+    return 2;
+}
 
 static void new_class(lua_State *L, const char *name, const luaL_Reg *methods,
                       const luaL_Reg *meta) {
@@ -1514,7 +1558,7 @@ int luaopen_conference_request_native(lua_State *L) {
         {"parse_xml", l_parse_xml},     {"parse_json", l_parse_json},
         {"parse_stanza", l_parse_stanza},
         {"render_json", l_render_json}, {"render_xml", l_render_xml},
-        {"render_stanza", l_render_stanza}, {NULL, NULL}};
+        {"render_stanza", l_render_stanza}, {"ready_json", l_ready_json}, {NULL, NULL}};
     static const luaL_Reg codec_meta[] = {
         {"__gc", l_codec_gc}, {"__close", l_codec_gc}, {"__tostring", l_codec_tostring},
         {NULL, NULL}};
