@@ -516,7 +516,34 @@ typedef struct {
     size_t nheld;   /* expired waiters the core has dropped but Lua has not received yet (a Lua
                        error, e.g. out of memory, interrupted registry:expire): the next expire
                        hands them back first */
+    size_t ncached; /* entries of the answer cache (user value 2), see codec:ready_json */
 } lregistry;
+
+/* The answer cache of codec:ready_json (issue 15): user value 2 of the registry, a table
+ * { [1] = focus JID, [2] = codec, [room] = rendered answer, … } holding the answer of rooms that
+ * are ready, as Lua strings, so that a request for a cached room allocates nothing on the Lua
+ * side (a room of at most 40 bytes is an interned string, found again without allocation). An
+ * entry exists only while its room is ready: set_pending and forget drop it (the only ways out of
+ * ready), and a hit is trusted without asking the core again. At most CACHE_MAX entries: the
+ * table is replaced by an empty one when full (about 270 bytes per entry with a 26-byte room:
+ * ≈ 1.1 MB at most). A call with another codec or focus JID starts a new table. */
+#define CACHE_MAX 4096
+
+/* Drops the cached answer of the room at index room_idx (a string) of the registry at index 1. */
+static void cache_drop(lua_State *L, lregistry *g, int room_idx) {
+    if (g->ncached == 0) return;
+    if (lua_getiuservalue(L, 1, 2) == LUA_TTABLE) {
+        lua_pushvalue(L, room_idx);
+        if (lua_rawget(L, -2) != LUA_TNIL) {
+            lua_pushvalue(L, room_idx);
+            lua_pushnil(L);
+            lua_rawset(L, -4); /* an existing key set to nil: allocates nothing */
+            g->ncached--;
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
 
 static lregistry *check_registry_at(lua_State *L, int arg) {
     lregistry *g = luaL_checkudata(L, arg, REGISTRY_MT);
@@ -589,7 +616,7 @@ static int l_registry(lua_State *L) {
     opt_limit(L, 1, "max_waiters_per_room", &cfg.max_waiters_per_room);
     opt_limit(L, 1, "max_waiters", &cfg.max_waiters);
     if (cfg.max_waiters > CR_MAX_WAITERS_LIMIT) luaL_error(L, "option 'max_waiters' is too large");
-    lregistry *g = lua_newuserdatauv(L, sizeof *g, 1);
+    lregistry *g = lua_newuserdatauv(L, sizeof *g, 2);
     memset(g, 0, sizeof *g);
     luaL_setmetatable(L, REGISTRY_MT);
     lua_newtable(L);
@@ -646,6 +673,7 @@ static int l_set_pending(lua_State *L) {
     const char *room = luaL_checklstring(L, 2, &len);
     lua_settop(L, 2);
     cr_error err;
+    cache_drop(L, g, 2);
     if (cr_registry_set_pending(g->r, room, len, &err)) return push_error(L, &err);
     lua_pushboolean(L, 1);
     return 1;
@@ -663,6 +691,7 @@ static int l_forget(lua_State *L) {
     uint64_t *ids = g->ids + g->nheld;
     size_t n = cr_registry_forget(g->r, room, len, ids, g->idcap - g->nheld);
     push_waiters(L, ids, n);
+    cache_drop(L, g, 2);
     return 1;
 }
 
@@ -809,6 +838,9 @@ static int l_registry_gc(lua_State *L) {
         lua_newtable(L);
         lua_setiuservalue(L, 1, 1);
     }
+    lua_pushnil(L); /* and the answer cache */
+    lua_setiuservalue(L, 1, 2);
+    g->ncached = 0;
     return 0;
 }
 
@@ -828,11 +860,12 @@ static int l_registry_tostring(lua_State *L) {
 /* codec:ready_json(body, registry, focus_jid) -> answer, room | nil
  * body: the HTTP body; registry: a native.registry; focus_jid: the focus's JID for ready answers.
  * Parses body exactly as parse_json does; when it is a valid request whose `room` string is, byte
- * for byte, a ready key of registry, renders the answer the general flow gives a ready room
+ * for byte, a ready key of registry, returns the answer the general flow gives a ready room
  * (render_json of { room = room, ready = true, focus_jid = focus_jid,
- * visitors_supported = false }) and returns it with the room. Anything else (a parse error, a room
- * that is absent, pending or not in normalized form, a render failure) → nil: the caller takes
- * the general path, which parses again and answers what is due. Builds no Lua table. */
+ * visitors_supported = false }) and the room. Anything else (a parse error, a room that is
+ * absent, pending or not in normalized form, a render failure) → nil: the caller takes the
+ * general path, which parses again and answers what is due. Builds no Lua table; answers come
+ * from the registry's answer cache (above) when there. */
 static int l_ready_json(lua_State *L) {
     codec *c = check_codec(L);
     size_t len, flen;
@@ -847,21 +880,54 @@ static int l_ready_json(lua_State *L) {
         return 1;
     }
     const char *room = cr_request_str(r, r->room);
-    if (cr_registry_state(g->r, room, r->room.len) != CR_ROOM_READY) {
+    size_t rlen = r->room.len;
+    /* 5: the cache, if it was made for this codec and focus JID */
+    bool own = false;
+    if (lua_getiuservalue(L, 3, 2) == LUA_TTABLE) {
+        lua_rawgeti(L, 5, 1);
+        lua_rawgeti(L, 5, 2);
+        own = lua_rawequal(L, -2, 4) && lua_rawequal(L, -1, 1);
+        lua_pop(L, 2);
+    }
+    lua_pushlstring(L, room, rlen); /* 6 */
+    if (own) {
+        lua_pushvalue(L, 6);
+        if (lua_rawget(L, 5) == LUA_TSTRING) { /* 7: a hit (the room is ready) */
+            lua_pushvalue(L, 6);
+            return 2;
+        }
+        lua_pop(L, 1);
+    }
+    if (cr_registry_state(g->r, room, rlen) != CR_ROOM_READY) {
         lua_pushnil(L);
         return 1;
     }
     cr_answer a;
     memset(&a, 0, sizeof a);
-    a.room = (cr_sv){room, r->room.len};
+    a.room = (cr_sv){room, rlen};
     a.ready = true;
     a.focus_jid = (cr_sv){fj, flen};
     if (cr_answer_render_json(&a, &c->acfg, &c->out, &err) != CR_OK) {
         lua_pushnil(L);
         return 1;
     }
-    lua_pushlstring(L, c->out.data, c->out.len);
-    lua_pushlstring(L, room, r->room.len);
+    lua_pushlstring(L, c->out.data, c->out.len); /* 7 */
+    if (!own || g->ncached >= CACHE_MAX) { /* a new cache for this codec and focus JID */
+        lua_createtable(L, 2, 0);
+        lua_pushvalue(L, 4);
+        lua_rawseti(L, -2, 1);
+        lua_pushvalue(L, 1);
+        lua_rawseti(L, -2, 2);
+        lua_pushvalue(L, -1);
+        lua_setiuservalue(L, 3, 2);
+        lua_replace(L, 5);
+        g->ncached = 0;
+    }
+    lua_pushvalue(L, 6);
+    lua_pushvalue(L, 7);
+    lua_rawset(L, 5);
+    g->ncached++;
+    lua_pushvalue(L, 6);
     return 2;
 }
 

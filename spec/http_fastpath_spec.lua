@@ -317,3 +317,70 @@ describe("the HTTP door's fast path", function()
 		assert.same(counts_of(slow), counts_of(fast))
 	end)
 end)
+
+describe("codec:ready_json's answer cache", function()
+	local ROOM = "room0@" .. MUC
+
+	local function fresh()
+		local registry = native.registry()
+		assert(registry:set_ready(ROOM))
+		return registry
+	end
+
+	it("answers as render_json does, from the cache on the second call", function()
+		local codec, registry = native.codec(), fresh()
+		local body = '{"room":"room0@conference.localhost"}'
+		local expected = codec:render_json({ room = ROOM, ready = true, focus_jid = "focus.localhost", visitors_supported = false })
+		local a1, r1 = codec:ready_json(body, registry, "focus.localhost")
+		local a2, r2 = codec:ready_json(body, registry, "focus.localhost")
+		assert.equal(expected, a1)
+		assert.equal(expected, a2)
+		assert.equal(ROOM, r1)
+		assert.equal(ROOM, r2)
+	end)
+
+	it("is dropped when the room is forgotten (destroyed) or set pending (readiness lost)", function()
+		local codec, registry = native.codec(), fresh()
+		local body = '{"room":"room0@conference.localhost"}'
+		assert.truthy(codec:ready_json(body, registry, "f"))
+		registry:forget(ROOM)
+		assert.is_nil(codec:ready_json(body, registry, "f"))
+		assert(registry:set_ready(ROOM))
+		assert.truthy(codec:ready_json(body, registry, "f"))
+		assert(registry:set_pending(ROOM))
+		assert.is_nil(codec:ready_json(body, registry, "f"))
+		assert(registry:set_ready(ROOM))
+		assert.truthy(codec:ready_json(body, registry, "f"))
+	end)
+
+	it("belongs to one codec (answer properties) and one focus JID", function()
+		local registry = fresh()
+		local plain = native.codec()
+		local extra = native.codec({ extra_properties = { region = "eu" }, sip_gateway = true })
+		local body = '{"room":"room0@conference.localhost"}'
+		for _ = 1, 2 do
+			for _, codec in ipairs({ plain, extra }) do
+				for _, fj in ipairs({ "focus.localhost", "other.localhost" }) do
+					assert.equal(codec:render_json({ room = ROOM, ready = true, focus_jid = fj }),
+						(codec:ready_json(body, registry, fj)))
+				end
+			end
+		end
+	end)
+
+	it("stays right past its bound (it starts again empty) and after the registry is closed", function()
+		local codec, registry = native.codec(), native.registry()
+		for i = 1, 5000 do assert(registry:set_ready("r" .. i .. "@" .. MUC)) end
+		for _ = 1, 2 do
+			for i = 1, 5000, 7 do
+				local room = "r" .. i .. "@" .. MUC
+				assert.equal(codec:render_json({ room = room, ready = true, focus_jid = "f" }),
+					(codec:ready_json(('{"room":"%s"}'):format(room), registry, "f")))
+			end
+		end
+		registry:forget("r1@" .. MUC)
+		assert.is_nil(codec:ready_json('{"room":"r1@conference.localhost"}', registry, "f"))
+		getmetatable(registry).__close(registry)
+		assert.has_error(function() codec:ready_json('{"room":"r8@conference.localhost"}', registry, "f") end)
+	end)
+end)
