@@ -296,44 +296,46 @@ static cr_condition check_depth(lua_State *L, int idx, size_t depth, size_t limi
     return c;
 }
 
-/* The request from the element at index 2 (the stack holds exactly codec, element on entry;
- * every string in use stays on the stack until it has been copied into req). */
-static cr_condition stanza_request(lua_State *L, const cr_limits *lim, cr_request *req,
+/* The request from the element at index el, the top of the stack on entry (every string in use
+ * stays on the stack until it has been copied into req). Slot numbers in the comments are for
+ * el = 2; I(n) is slot n for this el. */
+#define I(n) (el + (n) - 2)
+static cr_condition stanza_request(lua_State *L, int el, const cr_limits *lim, cr_request *req,
                                    cr_error *err) {
     cr_request_reset(req);
     size_t len, nslen;
-    const char *s = field_str(L, 2, "name", &len);     /* 3 */
-    if (lua_getfield(L, 2, "attr") != LUA_TTABLE)      /* 4 */
+    const char *s = field_str(L, el, "name", &len);     /* 3 */
+    if (lua_getfield(L, el, "attr") != LUA_TTABLE)      /* 4 */
         return cr_error_set(err, CR_BAD_REQUEST, "payload is not an element");
-    const char *ns = field_str(L, 4, "xmlns", &nslen); /* 5 */
+    const char *ns = field_str(L, I(4), "xmlns", &nslen); /* 5 */
     if (!str_is(s, len, "conference") || !str_is(ns, nslen, FOCUS_NS))
         return cr_error_set(err, CR_BAD_REQUEST, "payload is not <conference xmlns='" FOCUS_NS "'>");
-    lua_settop(L, 4);
+    lua_settop(L, I(4));
     if (lim->max_xml_depth < 1)
         return cr_error_set(err, CR_BAD_REQUEST, "payload nested deeper than %zu", lim->max_xml_depth);
     static const char *const attrs[] = {"room", "machine-uid", "session-id", "token"};
     for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++) {
-        const char *v = field_str(L, 4, attrs[i], &len); /* 5 */
+        const char *v = field_str(L, I(4), attrs[i], &len); /* 5 */
         if (v) {
             if (!cr_xml_safe(v, len)) return unsafe(err, attrs[i]);
             cr_condition c = cr_request_set_attribute(req, attrs[i], strlen(attrs[i]), v, len, lim, err);
             if (c) return c;
         }
-        lua_settop(L, 4);
+        lua_settop(L, I(4));
     }
-    if (lua_getfield(L, 2, "tags") == LUA_TTABLE) { /* 5 */
-        for (lua_Integer i = 1; lua_rawgeti(L, 5, i) == LUA_TTABLE; i++) { /* 6 */
+    if (lua_getfield(L, el, "tags") == LUA_TTABLE) { /* 5 */
+        for (lua_Integer i = 1; lua_rawgeti(L, I(5), i) == LUA_TTABLE; i++) { /* 6 */
             if (lim->max_xml_depth < 2)
                 return cr_error_set(err, CR_BAD_REQUEST, "payload nested deeper than %zu",
                                     lim->max_xml_depth);
             cr_condition c;
-            if (lua_getfield(L, 6, "attr") == LUA_TTABLE) { /* 7 */
-                const char *name = field_str(L, 6, "name", &len);  /* 8 */
-                const char *cns = field_str(L, 7, "xmlns", &nslen); /* 9 */
+            if (lua_getfield(L, I(6), "attr") == LUA_TTABLE) { /* 7 */
+                const char *name = field_str(L, I(6), "name", &len);  /* 8 */
+                const char *cns = field_str(L, I(7), "xmlns", &nslen); /* 9 */
                 if (str_is(name, len, "property") && (!cns || str_is(cns, nslen, FOCUS_NS))) {
                     size_t nl, vl;
-                    const char *pn = field_str(L, 7, "name", &nl);  /* 10 */
-                    const char *pv = field_str(L, 7, "value", &vl); /* 11 */
+                    const char *pn = field_str(L, I(7), "name", &nl);  /* 10 */
+                    const char *pv = field_str(L, I(7), "value", &vl); /* 11 */
                     if (pn && nl) {
                         if (!pv) pv = "", vl = 0;
                         if (!cr_xml_safe(pn, nl)) return unsafe(err, "a property name");
@@ -343,15 +345,16 @@ static cr_condition stanza_request(lua_State *L, const cr_limits *lim, cr_reques
                     }
                 }
             }
-            lua_settop(L, 6);
+            lua_settop(L, I(6));
             /* after the element's own attributes, as expat meets them */
-            c = check_depth(L, 6, 2, lim->max_xml_depth, err);
+            c = check_depth(L, I(6), 2, lim->max_xml_depth, err);
             if (c) return c;
-            lua_settop(L, 5);
+            lua_settop(L, I(5));
         }
     }
     return cr_request_finish(req, lim, err);
 }
+#undef I
 
 /* codec:parse_stanza(element) -> request | nil, condition, text
  * element: the <conference/> util.stanza element of the IQ (stanza.tags[1]). */
@@ -361,7 +364,7 @@ static int l_parse_stanza(lua_State *L) {
     lua_settop(L, 2);
     luaL_checkstack(L, 16, NULL); /* stanza_request uses up to 11 slots, check_depth grows its own */
     cr_error err;
-    if (stanza_request(L, &c->lim, &c->req, &err)) {
+    if (stanza_request(L, 2, &c->lim, &c->req, &err)) {
         lua_settop(L, 2);
         return push_error(L, &err);
     }
@@ -436,14 +439,10 @@ static void set_sv(lua_State *L, const char *key, cr_sv v) {
     lua_setfield(L, -2, key);
 }
 
-/* codec:render_stanza(answer) -> util.stanza element (metatable: config.stanza_mt) */
-static int l_render_stanza(lua_State *L) {
-    codec *c = check_codec(L);
-    cr_answer a;
-    read_answer(L, &a);
-    if (lua_getiuservalue(L, 1, 1) != LUA_TTABLE)
-        luaL_error(L, "render_stanza needs the codec option 'stanza_mt'");
-    int mt = lua_gettop(L);
+/* Pushes the <conference/> element of a (strings borrowed, on the stack) as a util.stanza table
+ * whose metatable (and its children's) is the table at index mt. */
+static void push_stanza(lua_State *L, const codec *c, const cr_answer *ap, int mt) {
+    const cr_answer a = *ap;
     luaL_checkstack(L, 10, NULL);
     /* tables sized exactly: this runs once per answered IQ, and every spare slot is garbage */
     cr_prop chunk[16];
@@ -492,6 +491,16 @@ static int l_render_stanza(lua_State *L) {
     lua_setfield(L, el, "tags");
     lua_pushvalue(L, mt);
     lua_setmetatable(L, el);
+}
+
+/* codec:render_stanza(answer) -> util.stanza element (metatable: config.stanza_mt) */
+static int l_render_stanza(lua_State *L) {
+    codec *c = check_codec(L);
+    cr_answer a;
+    read_answer(L, &a);
+    if (lua_getiuservalue(L, 1, 1) != LUA_TTABLE)
+        luaL_error(L, "render_stanza needs the codec option 'stanza_mt'");
+    push_stanza(L, c, &a, lua_gettop(L));
     return 1;
 }
 
@@ -928,6 +937,47 @@ static int l_ready_json(lua_State *L) {
     lua_rawset(L, 5);
     g->ncached++;
     lua_pushvalue(L, 6);
+    return 2;
+}
+
+/* codec:ready_stanza(element, registry, focus_jid) -> answer element, room | nil
+ * The XMPP door's common case in one call: reads element (the IQ's <conference/>, as
+ * parse_stanza does) and, when it is a valid request whose `room` string is, byte for byte, a
+ * ready key of registry, returns what render_stanza gives for { room = room, ready = true,
+ * focus_jid = focus_jid, visitors_supported = false } (a fresh element: the caller adds it to its
+ * reply) and the room. Anything else → nil (the caller takes the general path). Builds no request
+ * table. Needs the codec option stanza_mt (else nil). */
+static int l_ready_stanza(lua_State *L) {
+    codec *c = check_codec(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lregistry *g = check_registry_at(L, 3);
+    size_t flen;
+    const char *fj = luaL_checklstring(L, 4, &flen);
+    lua_settop(L, 4);
+    luaL_checkstack(L, 16, NULL); /* as parse_stanza */
+    lua_pushvalue(L, 2);          /* 5: the element, the top for stanza_request */
+    cr_error err;
+    const cr_request *r = &c->req;
+    if (stanza_request(L, 5, &c->lim, &c->req, &err) != CR_OK || !r->room.set) {
+        lua_settop(L, 4);
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_settop(L, 4);
+    const char *room = cr_request_str(r, r->room);
+    cr_answer a;
+    memset(&a, 0, sizeof a);
+    a.room = (cr_sv){room, r->room.len};
+    a.ready = true;
+    a.focus_jid = (cr_sv){fj, flen};
+    if (cr_registry_state(g->r, room, r->room.len) != CR_ROOM_READY || cr_answer_check(&a, &err) != CR_OK ||
+        lua_getiuservalue(L, 1, 1) != LUA_TTABLE) { /* 5: stanza_mt */
+        lua_settop(L, 4);
+        lua_pushnil(L);
+        return 1;
+    }
+    push_stanza(L, c, &a, 5); /* 6 */
+    lua_pushlstring(L, room, r->room.len);
     return 2;
 }
 
@@ -1624,7 +1674,8 @@ int luaopen_conference_request_native(lua_State *L) {
         {"parse_xml", l_parse_xml},     {"parse_json", l_parse_json},
         {"parse_stanza", l_parse_stanza},
         {"render_json", l_render_json}, {"render_xml", l_render_xml},
-        {"render_stanza", l_render_stanza}, {"ready_json", l_ready_json}, {NULL, NULL}};
+        {"render_stanza", l_render_stanza}, {"ready_json", l_ready_json},
+        {"ready_stanza", l_ready_stanza}, {NULL, NULL}};
     static const luaL_Reg codec_meta[] = {
         {"__gc", l_codec_gc}, {"__close", l_codec_gc}, {"__tostring", l_codec_tostring},
         {NULL, NULL}};

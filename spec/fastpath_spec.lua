@@ -1,9 +1,11 @@
--- The HTTP door's fast path (issue 15) against its general path: every request shape is sent to
+-- The doors' fast paths (issue 15) against their general paths: every request shape is sent to
 -- two fresh module stacks built the same way (config.lib, the real binding and registry, auth.lib,
--- focus.lib over a stand-in mod_muc, metrics.lib, ratelimit.lib, service.lib, http.lib), one with
--- service.fast and one without, and the answers (status, headers, body), the counters and the
--- registry must be identical. A fast path that answers anything differently from the general
--- path fails here. `module` and `prosody` are small stand-ins; end-to-end: tests/integration.
+-- focus.lib over a stand-in mod_muc, metrics.lib, ratelimit.lib, service.lib, http.lib, xmpp.lib),
+-- one with service.fast and one without, and the answers (HTTP status, headers, body; the XMPP
+-- reply stanza), the counters and the registry must be identical. A fast path that answers
+-- anything differently from the general path fails here; so does an answer cache that is not
+-- dropped when its room stops being ready. `module` and `prosody` are small stand-ins;
+-- end-to-end: tests/integration.
 local so = assert(package.searchpath("conference_request_native", package.cpath))
 local native = assert(package.loadlib(so, "luaopen_conference_request_native"))()
 local st = require "util.stanza"
@@ -14,7 +16,7 @@ package.loaded["util.time"] = { monotonic = function() return clock end, now = f
 package.loaded["core.usermanager"] = { is_admin = function() return false end }
 
 local function stack(options, fast_on, ready_rooms)
-	local env = { rooms = {}, hooks = {}, timers = {}, logs = {} }
+	local env = { rooms = {}, hooks = {}, host_hooks = {}, timers = {}, logs = {} }
 	local function fire(name, event)
 		for _, fn in ipairs(env.hooks[name] or {}) do fn(event) end
 	end
@@ -37,7 +39,7 @@ local function stack(options, fast_on, ready_rooms)
 		end,
 		log = function(_, level, fmt, ...) table.insert(env.logs, { level, fmt:format(...) }) end,
 		measure = function() return function() end end,
-		hook = function() end,
+		hook = function(_, name, fn) env.host_hooks[name] = fn end,
 		hook_global = function() end,
 		context = function() return { hook = function(_, name, fn)
 			env.hooks[name] = env.hooks[name] or {}
@@ -91,8 +93,17 @@ local function stack(options, fast_on, ready_rooms)
 			env.parse_calls = env.parse_calls + 1
 			return codec:parse_json(...)
 		end,
+		ready_stanza = function(_, ...)
+			env.fast_calls = env.fast_calls + 1
+			return codec:ready_stanza(...)
+		end,
+		parse_stanza = function(_, ...)
+			env.parse_calls = env.parse_calls + 1
+			return codec:parse_stanza(...)
+		end,
 	}, { __index = function(_, k) local f = codec[k]; return function(_, ...) return f(codec, ...) end end })
 	module:require("http").new(cfg, native, proxy, service, metrics, registry, focus, nil)
+	module:require("xmpp").new(native, proxy, service)
 	focus.start()
 	for _, jid in ipairs(ready_rooms or {}) do
 		fire("muc-room-created", { room = new_room(jid) })
@@ -382,5 +393,124 @@ describe("codec:ready_json's answer cache", function()
 		assert.is_nil(codec:ready_json('{"room":"r1@conference.localhost"}', registry, "f"))
 		getmetatable(registry).__close(registry)
 		assert.has_error(function() codec:ready_json('{"room":"r8@conference.localhost"}', registry, "f") end)
+	end)
+end)
+
+-- XMPP: one IQ through the module's iq-set hook; returns the stanzas sent back, serialized.
+local NS = "http://jitsi.org/protocol/focus"
+local function iq(env, build, from)
+	local sent = {}
+	local origin = { type = "c2s", ip = "127.0.0.1", host = "localhost", send = function(stanza)
+		table.insert(sent, tostring(stanza))
+	end }
+	local stanza = st.iq({ type = "set", from = from or "alice@localhost/r1", to = "focus.localhost", id = "q1" })
+	build(stanza)
+	env.host_hooks["iq-set/host/" .. NS .. ":conference"]({ origin = origin, stanza = stanza })
+	return sent
+end
+
+local function conference(attr, children)
+	return function(stanza)
+		local a = { xmlns = NS }
+		for k, v in pairs(attr) do a[k] = v end
+		stanza:tag("conference", a)
+		for _, child in ipairs(children or {}) do child(stanza) end
+		stanza:up()
+	end
+end
+local function property(name, value, xmlns)
+	return function(stanza) stanza:tag("property", { name = name, value = value, xmlns = xmlns }):up() end
+end
+local function nested(depth)
+	return function(stanza)
+		for _ = 1, depth do stanza:tag("x") end
+		for _ = 1, depth do stanza:up() end
+	end
+end
+
+local iq_shapes = {
+	conference({ room = "room0@" .. MUC }),
+	conference({ room = "room1@" .. MUC, ["machine-uid"] = "m1", ["session-id"] = "s1", token = "t" },
+		{ property("rtcstatsEnabled", "false"), property("visitors-version", "1"), property("a", nil),
+			property("", "skipped"), property("a", "last wins"), property("other-ns", "x", "urn:other") }),
+	conference({ room = 'q"uo\\te<&>\'@' .. MUC }),
+	conference({ room = "long" .. ("x"):rep(60) .. "@" .. MUC }),
+	conference({ room = "room0@" .. MUC }, { nested(14) }),
+	conference({ room = "room0@" .. MUC }, { nested(15) }),
+	conference({ room = "Room0@Conference.LocalHost" }),
+	conference({ room = "new-room@" .. MUC }),
+	conference({ room = "room0@elsewhere.localhost" }),
+	conference({ room = "room0@" .. MUC .. "/res" }),
+	conference({ room = "" }),
+	conference({}),
+	conference({ room = "room0@" .. MUC, ["machine-uid"] = ("m"):rep(300) }),
+	-- strings util.stanza refuses to build, set behind its back (a tree built in Lua)
+	function(stanza)
+		conference({ room = "room0@" .. MUC })(stanza)
+		stanza.tags[1].attr.room = "room0@" .. MUC .. "\1"
+	end,
+	function(stanza)
+		conference({ room = "room0@" .. MUC }, { property("p", "v") })(stanza)
+		stanza.tags[1].tags[1].attr.value = "\255"
+	end,
+	function(stanza)
+		conference({ room = "room0@" .. MUC })(stanza)
+		stanza.tags[1].attr["machine-uid"] = 5
+	end,
+	function(stanza) stanza:tag("conference", { xmlns = NS, room = "room0@" .. MUC }):text("text is ignored"):up() end,
+	function(stanza) -- 65 distinct properties: over max_properties
+		stanza:tag("conference", { xmlns = NS, room = "room0@" .. MUC })
+		for i = 1, 65 do stanza:tag("property", { name = "p" .. i, value = "v" }):up() end
+		stanza:up()
+	end,
+}
+
+describe("the XMPP door's fast path", function()
+	for _, limits in ipairs({ "default", false }) do
+		it(("answers every IQ shape exactly as the general path does (rate limits %s)"):format(tostring(limits)), function()
+			local options = { conference_request_extra_properties = { region = "eu" }, conference_request_sip_gateway = true }
+			if limits == false then options.conference_request_rate_limits = false end
+			local fast = stack(options, true, READY)
+			local slow = stack(options, false, READY)
+			for i, build in ipairs(iq_shapes) do
+				local a, b = iq(fast, build), iq(slow, build)
+				assert.equal(1, #b, "one reply")
+				assert.same(b, a, ("IQ shape %d"):format(i))
+				assert.same(counts_of(slow), counts_of(fast), ("counters after IQ shape %d"):format(i))
+			end
+			assert.same(registry_of(slow), registry_of(fast))
+			assert.equal(#iq_shapes, fast.fast_calls)
+			assert.equal(0, slow.fast_calls)
+			-- answered natively: the 8 valid requests for a ready key as it stands (shapes 1-6, 16, 17)
+			assert.equal(#iq_shapes - 8, fast.parse_calls)
+		end)
+	end
+
+	it("applies the rate limit once and in the same place as the general path", function()
+		local options = { conference_request_rate_limits = { requests = 0.001, requests_burst = 3 } }
+		local fast = stack(options, true, READY)
+		local slow = stack(options, false, READY)
+		for i = 1, 6 do
+			local build = iq_shapes[i % 2 == 0 and 1 or 9]
+			assert.same(iq(slow, build), iq(fast, build))
+		end
+		assert.same(counts_of(slow), counts_of(fast))
+		assert.equal(3, fast.metrics.counts.rate_limited_requests)
+	end)
+
+	it("follows the room's state: pending, destroyed, made ready again", function()
+		local fast = stack({}, true, READY)
+		local slow = stack({}, false, READY)
+		local build = conference({ room = "room1@" .. MUC })
+		assert.same(iq(slow, build), iq(fast, build))
+		for _, env in ipairs({ fast, slow }) do assert(env.registry:set_pending("room1@" .. MUC)) end
+		assert.same(iq(slow, build), iq(fast, build))
+		assert.equal(1, fast.parse_calls) -- a pending room is the general path's
+		assert.same(registry_of(slow), registry_of(fast))
+		for _, env in ipairs({ fast, slow }) do env.rooms["room1@" .. MUC]:destroy() end
+		assert.same(iq(slow, build), iq(fast, build))
+		assert.same(iq(slow, build), iq(fast, build))
+		assert.same(counts_of(slow), counts_of(fast))
+		assert.same(registry_of(slow), registry_of(fast))
 	end)
 end)
