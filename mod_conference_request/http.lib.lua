@@ -192,7 +192,7 @@ local function new(cfg, native, codec, service, metrics, registry, focus, visito
 	-- renders the ready answer: no Lua table is built for the request (but the rate limit's
 	-- requester when limits are on). Anything the call does not answer (parse errors, rooms that
 	-- are not ready keys) goes on through on_post, which answers it as it always did; the answer
-	-- is byte for byte the general path's (spec/http_fastpath_spec.lua compares them).
+	-- is byte for byte the general path's (spec/native_fastpath_spec.lua compares them).
 	local fast = service.fast;
 	local post = whole_body(on_post);
 	if fast then

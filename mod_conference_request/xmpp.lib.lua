@@ -67,7 +67,7 @@ local function new(native, codec, service)
 	-- it, then one native call reads the element, looks its room up and renders the ready answer;
 	-- no request, requester (unless limits are on), answer or closure table. Anything the call
 	-- does not answer goes on through on_set; the reply is the general path's, byte for byte
-	-- (spec/xmpp_fastpath_spec.lua compares them).
+	-- (spec/native_fastpath_spec.lua compares them).
 	local handler = on_set;
 	local fast = service.fast;
 	if fast then

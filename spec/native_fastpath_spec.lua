@@ -1,3 +1,4 @@
+-- (Named native_* so that `make check-asan` runs it too: the binding under ASan/UBSan and valgrind.)
 -- The doors' fast paths (issue 15) against their general paths: every request shape is sent to
 -- two fresh module stacks built the same way (config.lib, the real binding and registry, auth.lib,
 -- focus.lib over a stand-in mod_muc, metrics.lib, ratelimit.lib, service.lib, http.lib, xmpp.lib),
