@@ -15,9 +15,10 @@ local MUC = "conference.localhost"
 local clock = 1000
 package.loaded["util.time"] = { monotonic = function() return clock end, now = function() return clock end }
 package.loaded["core.usermanager"] = { is_admin = function() return false end }
+package.loaded["core.configmanager"] = { getconfig = function() return {} end }
 
 local function stack(options, fast_on, ready_rooms)
-	local env = { rooms = {}, hooks = {}, host_hooks = {}, timers = {}, logs = {} }
+	local env = { rooms = {}, hooks = {}, host_hooks = {}, timers = {}, logs = {}, measured = {} }
 	local function fire(name, event)
 		for _, fn in ipairs(env.hooks[name] or {}) do fn(event) end
 	end
@@ -39,7 +40,8 @@ local function stack(options, fast_on, ready_rooms)
 			return v
 		end,
 		log = function(_, level, fmt, ...) table.insert(env.logs, { level, fmt:format(...) }) end,
-		measure = function() return function() end end,
+		measure = function(_, name) return function() env.measured[name] = (env.measured[name] or 0) + 1 end end,
+		send = function() end, -- the external focus's presence probe
 		hook = function(_, name, fn) env.host_hooks[name] = fn end,
 		hook_global = function() end,
 		context = function() return { hook = function(_, name, fn)
@@ -78,7 +80,12 @@ local function stack(options, fast_on, ready_rooms)
 	local codec = native.codec(codec_config)
 	local registry = native.registry({ max_rooms = cfg.max_rooms })
 	local metrics = module:require("metrics").new(registry)
-	local focus = module:require("focus").new(cfg, registry, metrics)
+	local focus
+	if cfg.focus then -- external (a remote focus, not online: rooms that are not ready get ready=false)
+		focus = module:require("external_focus").new(cfg, registry, metrics, native.conditions)
+	else
+		focus = module:require("focus").new(cfg, registry, metrics)
+	end
 	local ratelimit = module:require("ratelimit").new(cfg, metrics)
 	local service = module:require("service").new(cfg, focus, metrics, registry, ratelimit, auth, nil)
 	env.fast_available = service.fast ~= nil
@@ -108,6 +115,7 @@ local function stack(options, fast_on, ready_rooms)
 	focus.start()
 	for _, jid in ipairs(ready_rooms or {}) do
 		fire("muc-room-created", { room = new_room(jid) })
+		if cfg.focus then assert(registry:set_ready(jid)) end -- as the external focus's join does
 	end
 	env.registry, env.metrics, env.codec, env.service, env.focus = registry, metrics, codec, service, focus
 	return env
@@ -156,6 +164,7 @@ local function compare(options, ready_rooms, requests)
 		local b = send(slow, req)
 		assert.same(b, a, ("request %d: %s"):format(i, tostring(req.body)))
 		assert.same(counts_of(slow), counts_of(fast), ("counters after request %d"):format(i))
+		assert.same(slow.measured, fast.measured, ("metrics after request %d"):format(i))
 	end
 	assert.same(registry_of(slow), registry_of(fast))
 	assert.equal(0, slow.fast_calls)
@@ -228,6 +237,15 @@ describe("the HTTP door's fast path", function()
 			assert.equal(1, fast.metrics.counts.rooms_created)
 		end)
 	end
+
+	it("answers every body shape exactly as the general path does with an external focus", function()
+		local requests = {}
+		for _, body in ipairs(bodies) do table.insert(requests, post(body)) end
+		local fast = compare({ conference_request_focus = "focus@auth.example.com" }, READY, requests)
+		assert.equal(#bodies, fast.fast_calls)
+		assert.equal(10, fast.measured.focus_answer_ready_now) -- counted on both paths alike
+		assert.equal(1, fast.metrics.counts.not_ready) -- the new room: no focus online
+	end)
 
 	it("takes the common case in one native call, without the general path's parse", function()
 		local fast = stack({}, true, READY)
@@ -478,6 +496,7 @@ describe("the XMPP door's fast path", function()
 				assert.equal(1, #b, "one reply")
 				assert.same(b, a, ("IQ shape %d"):format(i))
 				assert.same(counts_of(slow), counts_of(fast), ("counters after IQ shape %d"):format(i))
+				assert.same(slow.measured, fast.measured, ("metrics after IQ shape %d"):format(i))
 			end
 			assert.same(registry_of(slow), registry_of(fast))
 			assert.equal(#iq_shapes, fast.fast_calls)
