@@ -87,6 +87,9 @@ local function new(cfg, registry, _, conditions)
 		return { room = room_jid, ready = ready, focus_jid = focus_bare, visitors_supported = false };
 	end
 	ext.answer = answer;
+	-- What answer(room, true) holds besides the room, and what request() counts for a ready room:
+	-- the doors' fast path (service.lib) renders it natively.
+	ext.ready_answer = { focus_jid = focus_bare, count = function() outcome("ready_now"); end };
 
 	-- For the health route and the shell: which focus, and how many of its resources are online.
 	function ext.status()

@@ -72,6 +72,8 @@ local function new(cfg, registry, metrics)
 		return { room = room_jid, ready = ready, focus_jid = cfg.focus_jid, visitors_supported = false };
 	end
 	focus.answer = answer;
+	-- What answer(room, true) holds besides the room: the doors' fast path (service.lib) renders it natively.
+	focus.ready_answer = { focus_jid = cfg.focus_jid };
 
 	-- For the health route and the shell (the external focus also says how many resources are online).
 	function focus.status()

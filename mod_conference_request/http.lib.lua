@@ -8,7 +8,10 @@
 -- CORS is done here so that the headers are exactly ours. Prosody's per-app CORS stays enabled
 -- because disabling it (cors = { enabled = false }) breaks unloading in 0.12.3: mod_http then
 -- unhooks a nil handler and the module reload fails ("multitable.lua:54: table index is nil").
--- Its handler runs before ours (priority 1); ours clears what it set and applies our policy.
+-- It is given an empty origin list instead (cors.origins = {}): its handler, which runs before
+-- ours (priority 1) on every request, then returns at once (mod_http's apply_cors_headers: no
+-- origin is allowed) instead of building its four headers (two set-to-string conversions per
+-- request) for ours to clear. Ours still clears them should an http_cors_override put them back.
 -- Errors are JSON {"error":"<condition>","message":"…"} with the status of native.conditions.
 
 local json = require "util.json";
@@ -19,9 +22,11 @@ local function new(cfg, native, codec, service, metrics, registry, focus, visito
 
 	local function cors(request, response)
 		local headers = response.headers;
-		headers.access_control_allow_methods, headers.access_control_allow_headers = nil, nil;
-		headers.access_control_max_age, headers.access_control_allow_credentials = nil, nil;
-		headers.access_control_allow_origin = nil;
+		if headers.access_control_allow_origin then -- Prosody's per-app CORS applied (an override)
+			headers.access_control_allow_methods, headers.access_control_allow_headers = nil, nil;
+			headers.access_control_max_age, headers.access_control_allow_credentials = nil, nil;
+			headers.access_control_allow_origin = nil;
+		end
 		if #cfg.http_cors == 0 then
 			return;
 		elseif cfg.http_cors_any then
@@ -124,16 +129,21 @@ local function new(cfg, native, codec, service, metrics, registry, focus, visito
 		end
 	end
 
-	local function on_post(event)
+	local function refuse_limited(request, response, limited)
+		service.rejected("http", limited.condition);
+		response.headers.retry_after = tostring(limited.retry_after);
+		send_error(request, response, limited.condition, limited.text);
+		return true;
+	end
+
+	-- The general path. requester: given when the fast path below has applied the rate limit.
+	local function on_post(event, requester)
 		local request, response = event.request, event.response;
 		local body = request.body or "";
-		local requester = { door = "http", ip = request.ip, response = response };
-		local limited = service.limit_request(requester); -- before any work (ratelimit.lib)
-		if limited then
-			service.rejected("http", limited.condition);
-			response.headers.retry_after = tostring(limited.retry_after);
-			send_error(request, response, limited.condition, limited.text);
-			return true;
+		if not requester then
+			requester = { door = "http", ip = request.ip, response = response };
+			local limited = service.limit_request(requester); -- before any work (ratelimit.lib)
+			if limited then return refuse_limited(request, response, limited); end
 		end
 		if #body > cfg.max_body then
 			service.rejected("http", "policy-violation");
@@ -175,6 +185,44 @@ local function new(cfg, native, codec, service, metrics, registry, focus, visito
 			return response:send(body_out);
 		end);
 		return true;
+	end
+
+	-- The fast path (issue 15; service.fast says when it applies): a whole body, the same checks
+	-- in the same order as on_post, then one native call parses the body, looks its room up and
+	-- renders the ready answer: no Lua table is built for the request (but the rate limit's
+	-- requester when limits are on). Anything the call does not answer (parse errors, rooms that
+	-- are not ready keys) goes on through on_post, which answers it as it always did; the answer
+	-- is byte for byte the general path's (spec/native_fastpath_spec.lua compares them).
+	local fast = service.fast;
+	local post = whole_body(on_post);
+	if fast then
+		local fast_registry, fast_focus_jid, fast_answered = fast.registry, fast.focus_jid, fast.answered;
+		local limits_on, max_body = service.limits_requests, cfg.max_body;
+		local slow_post = post;
+		post = function(event)
+			local request = event.request;
+			local body, headers = request.body, request.headers;
+			if not body or headers.transfer_encoding then return slow_post(event); end
+			local requester;
+			if limits_on then
+				requester = { door = "http", ip = request.ip, response = event.response };
+				local limited = service.limit_request(requester);
+				if limited then return refuse_limited(request, event.response, limited); end
+			end
+			if #body <= max_body and is_json(headers.content_type) then
+				local ok, out, room = pcall(codec.ready_json, codec, body, fast_registry, fast_focus_jid);
+				if ok and out then
+					fast_answered("http", request.ip, room);
+					local response = event.response;
+					response.status_code = 200;
+					response.headers.content_type = "application/json";
+					cors(request, response);
+					response:send(out);
+					return true;
+				end
+			end
+			return on_post(event, requester);
+		end
 	end
 
 	local function on_options(event)
@@ -247,12 +295,13 @@ local function new(cfg, native, codec, service, metrics, registry, focus, visito
 	for key, handler in pairs(route) do
 		route[key] = whole_body(handler);
 	end
+	route["POST /v1"] = post;
 
 	module:depends("http");
 	module:provides("http", {
 		name = "conference_request",
 		default_path = "/conference-request",
-		cors = { enabled = true },
+		cors = { enabled = true, origins = {} }, -- on (unload) but a no-op: see the top of this file
 		streaming_uploads = true, -- chunked and large bodies reach whole_body (above)
 		route = route,
 	});

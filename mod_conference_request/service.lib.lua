@@ -33,6 +33,8 @@ local function new(cfg, focus, metrics, registry, ratelimit, auth, visitors)
 		return limited;
 	end
 
+	service.limits_requests = limit_request ~= nil; -- whether limit_request can refuse anything
+
 	local function err(condition, text)
 		return { condition = condition, text = text };
 	end
@@ -135,6 +137,26 @@ local function new(cfg, focus, metrics, registry, ratelimit, auth, visitors)
 				once(err("internal-server-error", "internal error while handling the request"));
 			end
 		end
+	end
+
+	-- The doors' fast path (issue 15). When nothing in flow() can depend on more than the room's
+	-- readiness (no authentication mode, no visitor nodes), a request whose room string is, as it
+	-- stands, a ready key gets exactly the focus's answer(room, true): flow() takes no other branch
+	-- for it. The doors then parse, look up and render it in one native call
+	-- (codec:ready_json(body, registry, fast.focus_jid)) and report it with fast.answered; anything
+	-- else goes through service.handle. nil when the fast path does not apply.
+	local ready = focus.ready_answer;
+	if ready and not visitors and not (auth and auth.mode ~= "none") then
+		local count = ready.count;
+		service.fast = {
+			focus_jid = ready.focus_jid,
+			registry = registry,
+			answered = function(door, who, room) -- what handle() and focus.request() record
+				if count then count(); end
+				metrics.request(door, "ready");
+				module:log("debug", "%s request from %s for %s: ready=true", door, who or "?", room);
+			end,
+		};
 	end
 
 	-- A door that failed before the flow (parse error, wrong method…) counts its error here.

@@ -296,44 +296,46 @@ static cr_condition check_depth(lua_State *L, int idx, size_t depth, size_t limi
     return c;
 }
 
-/* The request from the element at index 2 (the stack holds exactly codec, element on entry;
- * every string in use stays on the stack until it has been copied into req). */
-static cr_condition stanza_request(lua_State *L, const cr_limits *lim, cr_request *req,
+/* The request from the element at index el, the top of the stack on entry (every string in use
+ * stays on the stack until it has been copied into req). Slot numbers in the comments are for
+ * el = 2; I(n) is slot n for this el. */
+#define I(n) (el + (n) - 2)
+static cr_condition stanza_request(lua_State *L, int el, const cr_limits *lim, cr_request *req,
                                    cr_error *err) {
     cr_request_reset(req);
     size_t len, nslen;
-    const char *s = field_str(L, 2, "name", &len);     /* 3 */
-    if (lua_getfield(L, 2, "attr") != LUA_TTABLE)      /* 4 */
+    const char *s = field_str(L, el, "name", &len);     /* 3 */
+    if (lua_getfield(L, el, "attr") != LUA_TTABLE)      /* 4 */
         return cr_error_set(err, CR_BAD_REQUEST, "payload is not an element");
-    const char *ns = field_str(L, 4, "xmlns", &nslen); /* 5 */
+    const char *ns = field_str(L, I(4), "xmlns", &nslen); /* 5 */
     if (!str_is(s, len, "conference") || !str_is(ns, nslen, FOCUS_NS))
         return cr_error_set(err, CR_BAD_REQUEST, "payload is not <conference xmlns='" FOCUS_NS "'>");
-    lua_settop(L, 4);
+    lua_settop(L, I(4));
     if (lim->max_xml_depth < 1)
         return cr_error_set(err, CR_BAD_REQUEST, "payload nested deeper than %zu", lim->max_xml_depth);
     static const char *const attrs[] = {"room", "machine-uid", "session-id", "token"};
     for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++) {
-        const char *v = field_str(L, 4, attrs[i], &len); /* 5 */
+        const char *v = field_str(L, I(4), attrs[i], &len); /* 5 */
         if (v) {
             if (!cr_xml_safe(v, len)) return unsafe(err, attrs[i]);
             cr_condition c = cr_request_set_attribute(req, attrs[i], strlen(attrs[i]), v, len, lim, err);
             if (c) return c;
         }
-        lua_settop(L, 4);
+        lua_settop(L, I(4));
     }
-    if (lua_getfield(L, 2, "tags") == LUA_TTABLE) { /* 5 */
-        for (lua_Integer i = 1; lua_rawgeti(L, 5, i) == LUA_TTABLE; i++) { /* 6 */
+    if (lua_getfield(L, el, "tags") == LUA_TTABLE) { /* 5 */
+        for (lua_Integer i = 1; lua_rawgeti(L, I(5), i) == LUA_TTABLE; i++) { /* 6 */
             if (lim->max_xml_depth < 2)
                 return cr_error_set(err, CR_BAD_REQUEST, "payload nested deeper than %zu",
                                     lim->max_xml_depth);
             cr_condition c;
-            if (lua_getfield(L, 6, "attr") == LUA_TTABLE) { /* 7 */
-                const char *name = field_str(L, 6, "name", &len);  /* 8 */
-                const char *cns = field_str(L, 7, "xmlns", &nslen); /* 9 */
+            if (lua_getfield(L, I(6), "attr") == LUA_TTABLE) { /* 7 */
+                const char *name = field_str(L, I(6), "name", &len);  /* 8 */
+                const char *cns = field_str(L, I(7), "xmlns", &nslen); /* 9 */
                 if (str_is(name, len, "property") && (!cns || str_is(cns, nslen, FOCUS_NS))) {
                     size_t nl, vl;
-                    const char *pn = field_str(L, 7, "name", &nl);  /* 10 */
-                    const char *pv = field_str(L, 7, "value", &vl); /* 11 */
+                    const char *pn = field_str(L, I(7), "name", &nl);  /* 10 */
+                    const char *pv = field_str(L, I(7), "value", &vl); /* 11 */
                     if (pn && nl) {
                         if (!pv) pv = "", vl = 0;
                         if (!cr_xml_safe(pn, nl)) return unsafe(err, "a property name");
@@ -343,15 +345,16 @@ static cr_condition stanza_request(lua_State *L, const cr_limits *lim, cr_reques
                     }
                 }
             }
-            lua_settop(L, 6);
+            lua_settop(L, I(6));
             /* after the element's own attributes, as expat meets them */
-            c = check_depth(L, 6, 2, lim->max_xml_depth, err);
+            c = check_depth(L, I(6), 2, lim->max_xml_depth, err);
             if (c) return c;
-            lua_settop(L, 5);
+            lua_settop(L, I(5));
         }
     }
     return cr_request_finish(req, lim, err);
 }
+#undef I
 
 /* codec:parse_stanza(element) -> request | nil, condition, text
  * element: the <conference/> util.stanza element of the IQ (stanza.tags[1]). */
@@ -361,7 +364,7 @@ static int l_parse_stanza(lua_State *L) {
     lua_settop(L, 2);
     luaL_checkstack(L, 16, NULL); /* stanza_request uses up to 11 slots, check_depth grows its own */
     cr_error err;
-    if (stanza_request(L, &c->lim, &c->req, &err)) {
+    if (stanza_request(L, 2, &c->lim, &c->req, &err)) {
         lua_settop(L, 2);
         return push_error(L, &err);
     }
@@ -437,14 +440,10 @@ static void set_sv(lua_State *L, const char *key, cr_sv v) {
     lua_setfield(L, -2, key);
 }
 
-/* codec:render_stanza(answer) -> util.stanza element (metatable: config.stanza_mt) */
-static int l_render_stanza(lua_State *L) {
-    codec *c = check_codec(L);
-    cr_answer a;
-    read_answer(L, &a);
-    if (lua_getiuservalue(L, 1, 1) != LUA_TTABLE)
-        luaL_error(L, "render_stanza needs the codec option 'stanza_mt'");
-    int mt = lua_gettop(L);
+/* Pushes the <conference/> element of a (strings borrowed, on the stack) as a util.stanza table
+ * whose metatable (and its children's) is the table at index mt. */
+static void push_stanza(lua_State *L, const codec *c, const cr_answer *ap, int mt) {
+    const cr_answer a = *ap;
     luaL_checkstack(L, 10, NULL);
     /* tables sized exactly: this runs once per answered IQ, and every spare slot is garbage */
     cr_prop chunk[16];
@@ -493,6 +492,16 @@ static int l_render_stanza(lua_State *L) {
     lua_setfield(L, el, "tags");
     lua_pushvalue(L, mt);
     lua_setmetatable(L, el);
+}
+
+/* codec:render_stanza(answer) -> util.stanza element (metatable: config.stanza_mt) */
+static int l_render_stanza(lua_State *L) {
+    codec *c = check_codec(L);
+    cr_answer a;
+    read_answer(L, &a);
+    if (lua_getiuservalue(L, 1, 1) != LUA_TTABLE)
+        luaL_error(L, "render_stanza needs the codec option 'stanza_mt'");
+    push_stanza(L, c, &a, lua_gettop(L));
     return 1;
 }
 
@@ -517,13 +526,42 @@ typedef struct {
     size_t nheld;   /* expired waiters the core has dropped but Lua has not received yet (a Lua
                        error, e.g. out of memory, interrupted registry:expire): the next expire
                        hands them back first */
+    size_t ncached; /* entries of the answer cache (user value 2), see codec:ready_json */
 } lregistry;
 
-static lregistry *check_registry(lua_State *L) {
-    lregistry *g = luaL_checkudata(L, 1, REGISTRY_MT);
+/* The answer cache of codec:ready_json (issue 15): user value 2 of the registry, a table
+ * { [1] = focus JID, [2] = codec, [room] = rendered answer, … } holding the answer of rooms that
+ * are ready, as Lua strings, so that a request for a cached room allocates nothing on the Lua
+ * side (a room of at most 40 bytes is an interned string, found again without allocation). An
+ * entry exists only while its room is ready: set_pending and forget drop it (the only ways out of
+ * ready), and a hit is trusted without asking the core again. At most CACHE_MAX entries: the
+ * table is replaced by an empty one when full (about 270 bytes per entry with a 26-byte room:
+ * ≈ 1.1 MB at most). A call with another codec or focus JID starts a new table. */
+#define CACHE_MAX 4096
+
+/* Drops the cached answer of the room at index room_idx (a string) of the registry at index 1. */
+static void cache_drop(lua_State *L, lregistry *g, int room_idx) {
+    if (g->ncached == 0) return;
+    if (lua_getiuservalue(L, 1, 2) == LUA_TTABLE) {
+        lua_pushvalue(L, room_idx);
+        if (lua_rawget(L, -2) != LUA_TNIL) {
+            lua_pushvalue(L, room_idx);
+            lua_pushnil(L);
+            lua_rawset(L, -4); /* an existing key set to nil: allocates nothing */
+            g->ncached--;
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
+static lregistry *check_registry_at(lua_State *L, int arg) {
+    lregistry *g = luaL_checkudata(L, arg, REGISTRY_MT);
     if (!g->r) luaL_error(L, "registry is closed");
     return g;
 }
+
+static lregistry *check_registry(lua_State *L) { return check_registry_at(L, 1); }
 
 /* Makes room for n ids after the held ones in the scratch (raises on allocation failure; nothing
  * is lost: the held ids stay where they are). */
@@ -588,7 +626,7 @@ static int l_registry(lua_State *L) {
     opt_limit(L, 1, "max_waiters_per_room", &cfg.max_waiters_per_room);
     opt_limit(L, 1, "max_waiters", &cfg.max_waiters);
     if (cfg.max_waiters > CR_MAX_WAITERS_LIMIT) luaL_error(L, "option 'max_waiters' is too large");
-    lregistry *g = lua_newuserdatauv(L, sizeof *g, 1);
+    lregistry *g = lua_newuserdatauv(L, sizeof *g, 2);
     memset(g, 0, sizeof *g);
     luaL_setmetatable(L, REGISTRY_MT);
     lua_newtable(L);
@@ -645,6 +683,7 @@ static int l_set_pending(lua_State *L) {
     const char *room = luaL_checklstring(L, 2, &len);
     lua_settop(L, 2);
     cr_error err;
+    cache_drop(L, g, 2);
     if (cr_registry_set_pending(g->r, room, len, &err)) return push_error(L, &err);
     lua_pushboolean(L, 1);
     return 1;
@@ -662,6 +701,7 @@ static int l_forget(lua_State *L) {
     uint64_t *ids = g->ids + g->nheld;
     size_t n = cr_registry_forget(g->r, room, len, ids, g->idcap - g->nheld);
     push_waiters(L, ids, n);
+    cache_drop(L, g, 2);
     return 1;
 }
 
@@ -808,6 +848,9 @@ static int l_registry_gc(lua_State *L) {
         lua_newtable(L);
         lua_setiuservalue(L, 1, 1);
     }
+    lua_pushnil(L); /* and the answer cache */
+    lua_setiuservalue(L, 1, 2);
+    g->ncached = 0;
     return 0;
 }
 
@@ -821,6 +864,123 @@ static int l_registry_tostring(lua_State *L) {
 }
 
 /* ---- module ------------------------------------------------------------------------------- */
+
+/* ---- the HTTP door's common case in one call (issue 15) ------------------------------------ */
+
+/* codec:ready_json(body, registry, focus_jid) -> answer, room | nil
+ * body: the HTTP body; registry: a native.registry; focus_jid: the focus's JID for ready answers.
+ * Parses body exactly as parse_json does; when it is a valid request whose `room` string is, byte
+ * for byte, a ready key of registry, returns the answer the general flow gives a ready room
+ * (render_json of { room = room, ready = true, focus_jid = focus_jid,
+ * visitors_supported = false }) and the room. Anything else (a parse error, a room that is
+ * absent, pending or not in normalized form, a render failure) → nil: the caller takes the
+ * general path, which parses again and answers what is due. Builds no Lua table; answers come
+ * from the registry's answer cache (above) when there. */
+static int l_ready_json(lua_State *L) {
+    codec *c = check_codec(L);
+    size_t len, flen;
+    const char *body = luaL_checklstring(L, 2, &len);
+    lregistry *g = check_registry_at(L, 3);
+    const char *fj = luaL_checklstring(L, 4, &flen);
+    lua_settop(L, 4);
+    cr_error err;
+    const cr_request *r = &c->req;
+    if (cr_json_parse(body, len, &c->lim, &c->req, &err) != CR_OK || !r->room.set) {
+        lua_pushnil(L);
+        return 1;
+    }
+    const char *room = cr_request_str(r, r->room);
+    size_t rlen = r->room.len;
+    /* 5: the cache, if it was made for this codec and focus JID */
+    bool own = false;
+    if (lua_getiuservalue(L, 3, 2) == LUA_TTABLE) {
+        lua_rawgeti(L, 5, 1);
+        lua_rawgeti(L, 5, 2);
+        own = lua_rawequal(L, -2, 4) && lua_rawequal(L, -1, 1);
+        lua_pop(L, 2);
+    }
+    lua_pushlstring(L, room, rlen); /* 6 */
+    if (own) {
+        lua_pushvalue(L, 6);
+        if (lua_rawget(L, 5) == LUA_TSTRING) { /* 7: a hit (the room is ready) */
+            lua_pushvalue(L, 6);
+            return 2;
+        }
+        lua_pop(L, 1);
+    }
+    if (cr_registry_state(g->r, room, rlen) != CR_ROOM_READY) {
+        lua_pushnil(L);
+        return 1;
+    }
+    cr_answer a;
+    memset(&a, 0, sizeof a);
+    a.room = (cr_sv){room, rlen};
+    a.ready = true;
+    a.focus_jid = (cr_sv){fj, flen};
+    if (cr_answer_render_json(&a, &c->acfg, &c->out, &err) != CR_OK) {
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_pushlstring(L, c->out.data, c->out.len); /* 7 */
+    if (!own || g->ncached >= CACHE_MAX) { /* a new cache for this codec and focus JID */
+        lua_createtable(L, 2, 0);
+        lua_pushvalue(L, 4);
+        lua_rawseti(L, -2, 1);
+        lua_pushvalue(L, 1);
+        lua_rawseti(L, -2, 2);
+        lua_pushvalue(L, -1);
+        lua_setiuservalue(L, 3, 2);
+        lua_replace(L, 5);
+        g->ncached = 0;
+    }
+    lua_pushvalue(L, 6);
+    lua_pushvalue(L, 7);
+    lua_rawset(L, 5);
+    g->ncached++;
+    lua_pushvalue(L, 6);
+    return 2;
+}
+
+/* codec:ready_stanza(element, registry, focus_jid) -> answer element, room | nil
+ * The XMPP door's common case in one call: reads element (the IQ's <conference/>, as
+ * parse_stanza does) and, when it is a valid request whose `room` string is, byte for byte, a
+ * ready key of registry, returns what render_stanza gives for { room = room, ready = true,
+ * focus_jid = focus_jid, visitors_supported = false } (a fresh element: the caller adds it to its
+ * reply) and the room. Anything else → nil (the caller takes the general path). Builds no request
+ * table. Needs the codec option stanza_mt (else nil). */
+static int l_ready_stanza(lua_State *L) {
+    codec *c = check_codec(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lregistry *g = check_registry_at(L, 3);
+    size_t flen;
+    const char *fj = luaL_checklstring(L, 4, &flen);
+    lua_settop(L, 4);
+    luaL_checkstack(L, 16, NULL); /* as parse_stanza */
+    lua_pushvalue(L, 2);          /* 5: the element, the top for stanza_request */
+    cr_error err;
+    const cr_request *r = &c->req;
+    if (stanza_request(L, 5, &c->lim, &c->req, &err) != CR_OK || !r->room.set) {
+        lua_settop(L, 4);
+        lua_pushnil(L);
+        return 1;
+    }
+    lua_settop(L, 4);
+    const char *room = cr_request_str(r, r->room);
+    cr_answer a;
+    memset(&a, 0, sizeof a);
+    a.room = (cr_sv){room, r->room.len};
+    a.ready = true;
+    a.focus_jid = (cr_sv){fj, flen};
+    if (cr_registry_state(g->r, room, r->room.len) != CR_ROOM_READY || cr_answer_check(&a, &err) != CR_OK ||
+        lua_getiuservalue(L, 1, 1) != LUA_TTABLE) { /* 5: stanza_mt */
+        lua_settop(L, 4);
+        lua_pushnil(L);
+        return 1;
+    }
+    push_stanza(L, c, &a, 5); /* 6 */
+    lua_pushlstring(L, room, r->room.len);
+    return 2;
+}
 
 static void new_class(lua_State *L, const char *name, const luaL_Reg *methods,
                       const luaL_Reg *meta) {
@@ -1546,7 +1706,8 @@ int luaopen_conference_request_native(lua_State *L) {
         {"parse_xml", l_parse_xml},     {"parse_json", l_parse_json},
         {"parse_stanza", l_parse_stanza},
         {"render_json", l_render_json}, {"render_xml", l_render_xml},
-        {"render_stanza", l_render_stanza}, {NULL, NULL}};
+        {"render_stanza", l_render_stanza}, {"ready_json", l_ready_json},
+        {"ready_stanza", l_ready_stanza}, {NULL, NULL}};
     static const luaL_Reg codec_meta[] = {
         {"__gc", l_codec_gc}, {"__close", l_codec_gc}, {"__tostring", l_codec_tostring},
         {NULL, NULL}};

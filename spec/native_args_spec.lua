@@ -108,6 +108,18 @@ local FUNCTIONS = {
 	{ "codec:render_json", function() local c = codec(); return c.render_json, { c, ANSWER } end, 2, one("string") },
 	{ "codec:render_xml", function() local c = codec(); return c.render_xml, { c, ANSWER } end, 2, one("string") },
 	{ "codec:render_stanza", function() local c = codec(); return c.render_stanza, { c, ANSWER } end, 2, one("table") },
+	{ "codec:ready_json", function()
+		local c, g = codec(), native.registry()
+		assert(g:set_ready("room1@conference.localhost"))
+		return c.ready_json, { c, JSON, g, "focus.localhost" }
+	end, 4, either(function(r) return r.n == 2 and type(r[1]) == "string" and type(r[2]) == "string" end,
+		function(r) return r.n == 1 and r[1] == nil end) },
+	{ "codec:ready_stanza", function()
+		local c, g = codec(), native.registry()
+		assert(g:set_ready("r@d"))
+		return c.ready_stanza, { c, st.stanza("conference", { xmlns = NS, room = "r@d" }), g, "focus.localhost" }
+	end, 4, either(function(r) return r.n == 2 and type(r[1]) == "table" and r[2] == "r@d" end,
+		function(r) return r.n == 1 and r[1] == nil end) },
 	{ "codec:__tostring", function() local c = codec(); return getmetatable(c).__tostring, { c } end, 1, one("string") },
 	{ "codec:__close", function() local c = codec(); return getmetatable(c).__close, { c, nil } end, 1, function(r) return r.n == 0 end },
 	{ "registry:state", function() local g = native.registry(); return g.state, { g, "r@d" } end, 2, is_state },
