@@ -140,10 +140,27 @@ local function new(vcfg, visitors, env)
 		end
 	end
 
+	-- Anyone can send reports: refusals logged above debug are at most one line per LOG_QUIET
+	-- seconds (the rest at debug, counted in the next such line), so a flood cannot fill the log.
+	local LOG_QUIET = 10;
+	local quiet_until, quieted = -math.huge, 0;
 	local function refuse(stanza, etype, condition, text, level, fmt, ...)
 		self.counts.refused = self.counts.refused + 1;
 		m_refused();
-		module:log(level or "debug", fmt or "visitor report from %s refused: %s", ...);
+		level, fmt = level or "debug", fmt or "visitor report from %s refused: %s";
+		if level ~= "debug" then
+			local t = now();
+			if t < quiet_until then
+				quieted, level = quieted + 1, "debug";
+			else
+				if quieted > 0 then
+					fmt = fmt .. (" (and %d more refused reports in the last %d s, logged at debug)"):format(quieted,
+						LOG_QUIET);
+				end
+				quiet_until, quieted = t + LOG_QUIET, 0;
+			end
+		end
+		module:log(level, fmt, ...);
 		return st.error_reply(stanza, etype, condition, text, host);
 	end
 

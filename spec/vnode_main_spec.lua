@@ -105,6 +105,29 @@ describe("vnode_main.lib: accepting reports", function()
 		assert.equal(3, env.measured.visitors_reports_refused)
 	end)
 
+	it("logs a flood of refused reports at warn once per 10 s, the rest at debug, counted", function()
+		local env = load()
+		for i = 1, 1000 do
+			local reply = env.send("mallory" .. i .. "@evil.example/x", full("v1", 5), { { "room1", 5 } })
+			assert.equal("forbidden", env.condition(reply))
+		end
+		local function count(level) -- lines about refused reports
+			local n = 0
+			for _, l in ipairs(env.logs) do if l[1] == level and l[2]:find("refused") then n = n + 1 end end
+			return n
+		end
+		assert.equal(1, count("warn"))
+		assert.equal(999, count("debug"))
+		assert.equal(1000, env.measured.visitors_reports_refused)
+		env.time = env.time + 10
+		env.send("mallory@evil.example/x", full("v1", 5), { { "room1", 5 } })
+		assert.equal(2, count("warn"))
+		assert.is_true(env.warned("and 999 more refused reports in the last 10 s"))
+		-- the node's own reports are not held back by the flood
+		assert.equal("result", env.send("focus.v1.meet.jitsi", full("v1", 5), { { "room1", 5 } }).attr.type)
+		assert.is_true(env.node("v1").healthy)
+	end)
+
 	it("refuses one node's reporter naming another node's id", function()
 		local env = load()
 		local reply = env.send("focus.v2.meet.jitsi", full("v1", 5), { { "room1", 5 } })
